@@ -1,0 +1,56 @@
+"""Built-in plugin: the ``oml plugins`` and ``oml config check`` commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import TYPE_CHECKING
+
+import attrs
+
+from oml_core._markers import hookimpl
+
+if TYPE_CHECKING:
+    from oml_core.cli import CommandRegistry
+    from oml_core.host import Host
+
+
+def _plugins(args: argparse.Namespace, host: Host) -> int:
+    infos = host.plugins
+    if args.json:
+        print(json.dumps([attrs.asdict(info) for info in infos], indent=2))
+        return 0
+    for info in infos:
+        where = f"{info.distribution} {info.version}" if info.distribution else info.source
+        print(f"{info.name} ({where}) [{info.status}]")
+        if info.error:
+            print(f"    error: {info.error}")
+        for kind, names in info.components.items():
+            print(f"    {kind}: {', '.join(names)}")
+        if info.hooks:
+            print(f"    hooks: {', '.join(info.hooks)}")
+    return 0
+
+
+def _config_check(args: argparse.Namespace, host: Host) -> int:
+    from oml_core.pipelines import load_pipeline_config
+
+    cfg = load_pipeline_config(host, args.file, pipeline=args.pipeline, overrides=args.set)
+    print(f"{args.file}: OK ({type(cfg).__name__})")
+    return 0
+
+
+def _configure_plugins(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON (plugin, distribution, version, hooks, components)")
+
+
+def _configure_config_check(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", help="YAML config file")
+    parser.add_argument("--pipeline", default=None, help="which pipeline's schema (default: the file's 'pipeline' key, or train)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a value, e.g. --set epochs=3")
+
+
+@hookimpl
+def oml_register_cli_commands(commands: CommandRegistry) -> None:
+    commands.add("plugins", help="list plugins, their status, hooks and components", configure=_configure_plugins, run=_plugins)
+    commands.add("config check", help="validate a config file and report every problem", configure=_configure_config_check, run=_config_check)

@@ -1,0 +1,49 @@
+"""Which distribution provides each well-known component, so that an unknown name can say what to install.
+
+Kept by hand: a component of a plugin that is not installed cannot tell us its name.
+"""
+
+from __future__ import annotations
+
+KNOWN_COMPONENTS: dict[str, dict[str, str]] = {
+    "extractors": {"vit": "oml-vit", "resnet": "oml-resnet"},
+    "pairwise_models": {
+        "concat_siamese": "oml-siamese",
+        "linear_siamese": "oml-siamese",
+        "trivial_distance_siamese": "oml-siamese",
+    },
+    "losses": {
+        "triplet": "oml-losses",
+        "triplet_plain": "oml-losses",
+        "triplet_with_miner": "oml-losses",
+        "arcface": "oml-losses",
+        "mlp_arcface": "oml-losses",
+        "contrastive": "oml-losses",
+        "surrogate_precision": "oml-losses",
+    },
+    "miners": {
+        "all_triplets": "oml-miners",
+        "hard_triplets": "oml-miners",
+        "n_hard_triplets": "oml-miners",
+        "hard_cluster": "oml-miners",
+        "triplets_with_memory": "oml-miners",
+        "pairs": "oml-miners",
+    },
+    "samplers": {
+        "balance": "oml-samplers",
+        "category_balance": "oml-samplers",
+        "distinct_category_balance": "oml-samplers",
+    },
+    "postprocessors": {"pairwise_images": "oml-siamese", "pairwise_embeddings": "oml-siamese"},
+    "stores": {"sql": "oml-store-sql", "faiss": "oml-store-faiss"},
+}
+
+
+def distribution_for(kind: str, name: str) -> str | None:
+    """Return the distribution that provides component ``name`` of ``kind``, if it is a known one.
+
+    Example:
+        >>> distribution_for("extractors", "vit")
+        'oml-vit'
+    """
+    return KNOWN_COMPONENTS.get(kind, {}).get(name)

@@ -1,0 +1,151 @@
+"""The ``oml`` command line. Subcommands come from plugins through ``oml_register_cli_commands``.
+
+Errors that OML raises on purpose (bad config, missing file, broken plugin) are printed as one paragraph
+and exit with status 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from oml_core.errors import OMLError
+
+if TYPE_CHECKING:
+    from oml_core.host import Host
+
+
+@attrs.frozen
+class Command:
+    name: str
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace, Host], int | None]
+    plugin: str
+
+
+class CommandRegistry:
+    """Subcommands by name; a name with a space (``"config check"``) is a nested subcommand.
+
+    Example:
+        >>> commands = CommandRegistry()
+        >>> commands.add("hello", help="say hello", run=lambda args, host: print("hello"))
+        >>> commands.names()
+        ['hello']
+    """
+
+    def __init__(self) -> None:
+        self._commands: dict[str, Command] = {}
+        self.current_plugin = "<unknown>"
+
+    def add(
+        self,
+        name: str,
+        *,
+        help: str,
+        run: Callable[[argparse.Namespace, Host], int | None],
+        configure: Callable[[argparse.ArgumentParser], None] = lambda parser: None,
+    ) -> None:
+        """Add subcommand ``name``: ``configure(parser)`` adds its arguments, ``run(args, host)`` runs it and may
+        return an exit status."""
+        if name in self._commands:
+            raise OMLError(
+                f"command {name!r} is registered by two plugins: {self._commands[name].plugin!r} and {self.current_plugin!r}"
+            )
+        self._commands[name] = Command(name, help, configure, run, self.current_plugin)
+
+    def names(self) -> list[str]:
+        return sorted(self._commands)
+
+    def __getitem__(self, name: str) -> Command:
+        return self._commands[name]
+
+
+def collect_commands(host: Host) -> CommandRegistry:
+    commands = CommandRegistry()
+    for impl in host.pm.hook.oml_register_cli_commands.get_hookimpls():
+        commands.current_plugin = impl.plugin_name
+        try:
+            impl.function(**{a: commands for a in impl.argnames})
+        except OMLError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a plugin's broken command must not take the CLI down
+            print(f"oml: plugin {impl.plugin_name!r} failed to add its commands: {type(exc).__name__}: {exc}", file=sys.stderr)
+    return commands
+
+
+def build_parser(commands: CommandRegistry) -> argparse.ArgumentParser:
+    from oml_core import __version__
+
+    parser = argparse.ArgumentParser(prog="oml", description="Open metric learning: train, validate, index and search.")
+    parser.add_argument("--version", action="version", version=f"oml-core {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    groups: dict[str, Any] = {}
+    for name in commands.names():
+        command = commands[name]
+        head, _, tail = name.partition(" ")
+        if tail:
+            if head not in groups:
+                group_parser = subparsers.add_parser(head, help=f"{head} commands")
+                groups[head] = group_parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
+            sub = groups[head].add_parser(tail, help=command.help, description=command.help)
+        else:
+            sub = subparsers.add_parser(name, help=command.help, description=command.help)
+        command.configure(sub)
+        sub.set_defaults(_command=command)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``oml`` console script.
+
+    Example:
+        >>> main(["plugins", "--json"])   # doctest: +SKIP
+        0
+    """
+    from oml_core.host import Host
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    with warnings.catch_warnings(record=True) as load_warnings:
+        warnings.simplefilter("always", RuntimeWarning)
+        host = Host(strict=False)
+    listing_plugins = bool(argv) and argv[0] == "plugins"
+    if not listing_plugins:
+        for warning in load_warnings:
+            print(f"oml: warning: {warning.message}", file=sys.stderr)
+    try:
+        commands = collect_commands(host)
+        parser = build_parser(commands)
+        args = parser.parse_args(argv)
+        command: Command | None = getattr(args, "_command", None)
+        if command is None:
+            parser.print_help()
+            return 0
+        if not listing_plugins:
+            _refuse_invalid_plugins(host)
+        status = command.run(args, host)
+        return int(status or 0)
+    except OMLError as exc:
+        print(f"oml: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("oml: interrupted", file=sys.stderr)
+        return 130
+
+
+def _refuse_invalid_plugins(host: Host) -> None:
+    """A misspelled hook or a duplicate component is an error for every command but ``oml plugins``."""
+    from oml_core.errors import DuplicateComponentError, PluginValidationError
+
+    for error in host.load_errors.values():
+        if isinstance(error.cause, (PluginValidationError, DuplicateComponentError)):
+            raise OMLError(f"{error} (run 'oml plugins' to see every plugin's status)")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

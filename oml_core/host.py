@@ -1,0 +1,305 @@
+"""The plugin host: one explicit object that owns the pluggy manager, the registries and the weights zoo.
+
+Nothing is discovered at import time; a program (or a test) creates a host and decides what it loads::
+
+    host = Host()                                   # built-ins + installed plugins (entry-point group "oml")
+    host = Host(entry_points=False, plugins=[mine]) # isolated: built-ins + exactly these
+    loss = host.registries.losses.create("triplet_with_miner", {"margin": 0.2})
+
+Environment: ``OML_DISABLE_PLUGINS=a,b`` skips plugins (by plugin or distribution name),
+``OML_LOAD_PLUGINS=a,b`` loads only these installed plugins, ``OML_TRACE_PLUGINS=1`` prints every hook call.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.metadata
+import inspect
+import os
+import sys
+import types
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Literal
+
+import attrs
+import pluggy
+
+from oml_core import hookspecs
+from oml_core._markers import ENTRY_POINT_GROUP, HOOK_PREFIX, PROJECT_NAME
+from oml_core.errors import DuplicateComponentError, OMLError, PluginLoadError, PluginValidationError
+from oml_core.registry import KINDS, Registries
+from oml_core.weights import WeightsZoo
+
+#: Modules registered as plugins in every host, as pytest registers its own built-ins.
+BUILTIN_PLUGINS: tuple[str, ...] = ("oml_core.builtin.commands",)
+
+PluginSource = Literal["builtin", "entrypoint", "local"]
+PluginStatus = Literal["loaded", "broken", "disabled"]
+
+
+@attrs.define
+class PluginInfo:
+    """What ``oml plugins`` reports about one plugin."""
+
+    name: str
+    source: PluginSource
+    distribution: str | None = None
+    version: str | None = None
+    status: PluginStatus = "loaded"
+    error: str | None = None
+    hooks: list[str] = attrs.field(factory=list)
+    components: dict[str, list[str]] = attrs.field(factory=dict)
+
+
+class _PluginManager(pluggy.PluginManager):
+    """Also treats un-marked functions named ``oml_*`` as hook implementations (as pytest does for ``pytest_*``),
+    so that a misspelled, un-marked hook is caught by ``check_pending`` instead of being silently ignored."""
+
+    def parse_hookimpl_opts(self, plugin: object, name: str) -> Any:
+        opts = super().parse_hookimpl_opts(plugin, name)
+        if opts is None and name.startswith(HOOK_PREFIX):
+            attr = getattr(plugin, name, None)
+            if inspect.isroutine(attr):
+                return {}
+        return opts
+
+
+def _env_list(env: Mapping[str, str], key: str) -> set[str] | None:
+    raw = env.get(key)
+    if raw is None or not raw.strip():
+        return None
+    return {item.strip() for item in raw.split(",") if item.strip()}
+
+
+class Host:
+    """Loads plugins, collects their components and calls their hooks.
+
+    ``strict=True`` (programs, ``oml train``) raises on a misspelled hook or a duplicate component name;
+    ``strict=False`` (``oml plugins``) records them as broken plugins and goes on. A plugin whose import or
+    registration raises is always recorded as broken, with a warning, and the host goes on without it.
+
+    Example:
+        >>> host = Host(entry_points=False)
+        >>> "oml_core.builtin.commands" in [p.name for p in host.plugins]
+        True
+    """
+
+    def __init__(
+        self,
+        *,
+        plugins: Iterable[object] = (),
+        entry_points: bool = True,
+        builtins: bool = True,
+        strict: bool = True,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.strict = strict
+        self._env = os.environ if env is None else env
+        self.pm = _PluginManager(PROJECT_NAME)
+        self.pm.add_hookspecs(hookspecs)
+        self._extra_hookspec_modules: list[Any] = []
+        self._infos: dict[str, PluginInfo] = {}
+        self.load_errors: dict[str, PluginLoadError] = {}
+        self.registries = Registries(broken=self.load_errors)
+        self.weights = WeightsZoo()
+        for container in [*self.registries, self.weights]:
+            container.raise_on_duplicate = strict
+        if _env_list(self._env, "OML_TRACE_PLUGINS") is not None:
+            self.pm.trace.root.setwriter(lambda text: sys.stderr.write(text))
+            self.pm.enable_tracing()
+
+        if builtins:
+            for module_name in BUILTIN_PLUGINS:
+                self._register_guarded(
+                    module_name, "builtin", lambda m=module_name: importlib.import_module(m), "oml-core", _core_version()
+                )
+        if entry_points:
+            self._load_entry_points()
+        for plugin in plugins:
+            self._register_guarded(_plugin_name(plugin), "local", lambda p=plugin: p)
+        self._validate_hooks()
+        self._collect(list(self._infos))
+
+    # -------------------------------------------------------------------------------------------- loading
+    def _load_entry_points(self) -> None:
+        disabled = _env_list(self._env, "OML_DISABLE_PLUGINS") or set()
+        allowed = _env_list(self._env, "OML_LOAD_PLUGINS")
+        seen: set[str] = set()
+        for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            if ep.name in seen:  # the same distribution found twice on sys.path
+                continue
+            seen.add(ep.name)
+            dist = getattr(ep, "dist", None)
+            dist_name = dist.metadata["Name"] if dist is not None else None
+            version = dist.version if dist is not None else None
+            if ep.name in disabled or dist_name in disabled or (allowed is not None and not ({ep.name, dist_name} & allowed)):
+                self._infos[ep.name] = PluginInfo(ep.name, "entrypoint", dist_name, version, status="disabled")
+                continue
+            self._register_guarded(ep.name, "entrypoint", ep.load, dist_name, version)
+
+    def _register_guarded(
+        self,
+        name: str,
+        source: PluginSource,
+        load: Callable[[], object],
+        distribution: str | None = None,
+        version: str | None = None,
+    ) -> None:
+        info = PluginInfo(name, source, distribution, version)
+        self._infos[name] = info
+        try:
+            plugin = load()
+            extra_specs = getattr(plugin, "oml_hookspecs", None)  # plugins may declare hooks of their own
+            if extra_specs is not None:
+                self.pm.add_hookspecs(extra_specs)
+            self.pm.register(plugin, name=name)
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must never take the host down
+            self._mark_broken(name, exc)
+            return
+        info.hooks = sorted(caller.name for caller in self.pm.get_hookcallers(plugin) or [])
+        self._name_plugin_in_errors(plugin, name)
+
+    def _mark_broken(self, name: str, exc: BaseException) -> None:
+        info = self._infos[name]
+        error = PluginLoadError(name, info.distribution, info.version, exc)
+        info.status, info.error = "broken", str(error)
+        self.load_errors[name] = error
+        plugin = self.pm.get_plugin(name)
+        if plugin is not None:
+            self.pm.unregister(plugin)
+        for container in [*self.registries, self.weights]:
+            container.remove_plugin(name)
+        warnings.warn(str(error), RuntimeWarning, stacklevel=3)
+
+    def _name_plugin_in_errors(self, plugin: object, name: str) -> None:
+        """Wrap each plain hook implementation so that an exception it raises carries a note naming the plugin
+        (pluggy itself does not say which implementation raised)."""
+        for caller in self.pm.get_hookcallers(plugin) or []:
+            for impl in caller.get_hookimpls():
+                if impl.plugin is not plugin or impl.hookwrapper or impl.wrapper:
+                    continue
+                if inspect.isgeneratorfunction(impl.function):
+                    continue
+                impl.function = _noting_plugin(impl.function, name, caller.name)
+
+    def _validate_hooks(self) -> None:
+        """pluggy's ``check_pending`` on every plugin: strict hosts raise, others mark the plugin broken."""
+        while True:
+            try:
+                self.pm.check_pending()
+                return
+            except pluggy.PluginValidationError as exc:
+                name = self.pm.get_name(exc.plugin) or repr(exc.plugin)
+                if self.strict:
+                    raise PluginValidationError(f"plugin {name!r}: {exc}") from None
+                self._mark_broken(name, PluginValidationError(str(exc)))
+
+    def _collect(self, names: list[str]) -> None:
+        """Call each plugin's registration hooks one plugin at a time, so that components are attributed to it
+        and a plugin that raises is dropped alone."""
+        calls: list[tuple[str, Any]] = [(f"oml_register_{kind}", self.registries[kind]) for kind in KINDS]
+        calls.append(("oml_register_weights", self.weights))
+        for name in names:
+            plugin = self.pm.get_plugin(name)
+            if plugin is None:
+                continue
+            try:
+                for hook_name, container in calls:
+                    for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+                        if impl.plugin is plugin:
+                            argname = "zoo" if hook_name == "oml_register_weights" else "registry"
+                            with container.registering(name):
+                                impl.function(**{a: container for a in impl.argnames if a == argname})
+            except DuplicateComponentError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                self._mark_broken(name, exc)
+                continue
+            conflicts = [c for container in [*self.registries, self.weights] for c in container.conflicts if c.plugins[1] == name]
+            if conflicts:
+                self._mark_broken(name, conflicts[0])
+                continue
+            info = self._infos[name]
+            info.components = {
+                kind: [s.name for s in self.registries[kind].specs() if s.plugin == name] for kind in KINDS
+            }
+            info.components = {k: v for k, v in info.components.items() if v}
+            weights = [w for w in self.weights.names() if self.weights.get(w).plugin == name]
+            if weights:
+                info.components["weights"] = weights
+
+    # -------------------------------------------------------------------------------------------- public
+    def register(self, plugin: object, name: str | None = None) -> str:
+        """Add a plugin after start-up (e.g. an object with ``@hookimpl`` methods or a local ``my_hooks.py``).
+
+        Unlike an installed plugin, a local one that fails raises at once: the caller asked for it by name.
+        """
+        name = name or _plugin_name(plugin)
+        self._register_guarded(name, "local", lambda: plugin)
+        if self._infos[name].status == "broken":
+            error = self.load_errors.pop(name)
+            del self._infos[name]
+            raise error
+        self._validate_hooks()
+        self._collect([name])
+        return name
+
+    def unregister(self, name: str) -> None:
+        plugin = self.pm.get_plugin(name)
+        if plugin is not None:
+            self.pm.unregister(plugin)
+        for container in [*self.registries, self.weights]:
+            container.remove_plugin(name)
+        self._infos.pop(name, None)
+
+    @property
+    def plugins(self) -> list[PluginInfo]:
+        return list(self._infos.values())
+
+    def add_hookspecs(self, module_or_class: Any) -> None:
+        self.pm.add_hookspecs(module_or_class)
+
+    @property
+    def hook(self) -> Any:
+        """pluggy's hook relay; prefer the typed calls of the engine and CLI."""
+        return self.pm.hook
+
+
+def _noting_plugin(function: Callable[..., Any], plugin: str, hook: str) -> Callable[..., Any]:
+    @functools.wraps(function)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except Exception as exc:
+            if not getattr(exc, "__oml_plugin_noted__", False):
+                exc.add_note(f"(raised by plugin {plugin!r} in hook {hook})")
+                try:
+                    exc.__oml_plugin_noted__ = True  # type: ignore[attr-defined]
+                except AttributeError:
+                    pass
+            raise
+
+    return call
+
+
+def _core_version() -> str:
+    from oml_core import __version__
+
+    return __version__
+
+
+def _plugin_name(plugin: object) -> str:
+    if isinstance(plugin, types.ModuleType):
+        return plugin.__name__
+    name = getattr(plugin, "__name__", None) or type(plugin).__name__
+    return f"{name}-{id(plugin):x}" if not isinstance(plugin, type) else str(name)
+
+
+def require_loaded(host: Host, plugin: str) -> None:
+    """Raise a clear error if ``plugin`` is not loaded in ``host`` (helper for programs that need one)."""
+    info = next((p for p in host.plugins if p.name == plugin), None)
+    if info is None or info.status != "loaded":
+        why = info.error if info and info.error else "it is not installed"
+        raise OMLError(f"plugin {plugin!r} is required but not loaded: {why}")

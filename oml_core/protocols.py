@@ -1,0 +1,231 @@
+"""The contracts between OML's core and its plugins, readable top to bottom.
+
+A component is any small class that satisfies one of these protocols; nothing here has to be inherited.
+Plugins register components (with an attrs config next to each) through the ``oml_register_*`` hooks, and
+``oml_core.testing`` checks that a registered component really satisfies its protocol.
+
+Shapes: ``B`` is a batch, ``D`` an embedding dimension, ``Q``/``G`` numbers of queries and gallery items.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import attrs
+import torch
+from torch import Tensor
+
+if TYPE_CHECKING:  # pragma: no cover - only for type checkers
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "Extractor",
+    "PairwiseModel",
+    "Criterion",
+    "Triplets",
+    "Pairs",
+    "TripletMiner",
+    "PairMiner",
+    "BatchSampler",
+    "BatchSamplerFactory",
+    "Postprocessor",
+    "EmbeddingStore",
+    "Logger",
+]
+
+
+# ---------------------------------------------------------------------------------------------- models
+@runtime_checkable
+class Extractor(Protocol):
+    """An ``nn.Module`` that maps a batch of images ``(B, C, H, W)`` to embeddings ``(B, feat_dim)``."""
+
+    @property
+    def feat_dim(self) -> int:
+        """Size ``D`` of the embeddings this extractor returns."""
+        ...
+
+    def __call__(self, images: Tensor) -> Tensor: ...
+
+    def parameters(self, recurse: bool = True) -> Iterator[torch.nn.Parameter]: ...
+
+    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class PairwiseModel(Protocol):
+    """Scores pairs of inputs: a higher score means "more different" (it re-estimates a distance).
+
+    ``forward(x1, x2)`` returns raw scores ``(B,)`` for training (e.g. logits for BCEWithLogitsLoss);
+    ``predict(x1, x2)`` returns the scores used at inference (may apply test-time augmentation).
+    """
+
+    def __call__(self, x1: Tensor, x2: Tensor) -> Tensor: ...
+
+    def predict(self, x1: Tensor, x2: Tensor) -> Tensor: ...
+
+
+# ---------------------------------------------------------------------------------------------- training
+@runtime_checkable
+class Criterion(Protocol):
+    """A loss over a batch of embeddings and their labels: ``criterion(embeddings (B, D), labels (B,)) -> scalar``.
+
+    A criterion may expose ``last_logs: dict[str, float]`` (e.g. positive/negative distances and the fraction of
+    active triplets) that the engine logs after each step; read it with ``getattr(criterion, "last_logs", {})``.
+    """
+
+    def __call__(self, embeddings: Tensor, labels: Tensor) -> Tensor: ...
+
+
+def _as_long_tensor(values: Any) -> Tensor:
+    return torch.as_tensor(values, dtype=torch.long)
+
+
+@attrs.frozen
+class Triplets:
+    """Indices into a batch: ``anchors[i]``, ``positives[i]`` (same label), ``negatives[i]`` (other label).
+
+    Unpacks like OML's tuples: ``anchors, positives, negatives = miner.sample(features, labels)``.
+    """
+
+    anchors: Tensor = attrs.field(converter=_as_long_tensor)
+    positives: Tensor = attrs.field(converter=_as_long_tensor)
+    negatives: Tensor = attrs.field(converter=_as_long_tensor)
+
+    def __attrs_post_init__(self) -> None:
+        if not (len(self.anchors) == len(self.positives) == len(self.negatives)):
+            raise ValueError(
+                f"Triplets need equally long index tensors, got {len(self.anchors)} anchors, "
+                f"{len(self.positives)} positives and {len(self.negatives)} negatives"
+            )
+
+    def __len__(self) -> int:
+        return len(self.anchors)
+
+    def __iter__(self) -> Iterator[Tensor]:
+        return iter((self.anchors, self.positives, self.negatives))
+
+
+@attrs.frozen
+class Pairs:
+    """Indices into a batch: pairs ``(ids1[i], ids2[i])`` and whether each pair is negative (labels differ).
+
+    Unpacks like OML's tuples: ``ids1, ids2, is_negative = miner.sample(features, labels)``.
+    """
+
+    ids1: Tensor = attrs.field(converter=_as_long_tensor)
+    ids2: Tensor = attrs.field(converter=_as_long_tensor)
+    is_negative: Tensor = attrs.field(converter=lambda v: torch.as_tensor(v, dtype=torch.bool))
+
+    def __attrs_post_init__(self) -> None:
+        if not (len(self.ids1) == len(self.ids2) == len(self.is_negative)):
+            raise ValueError("Pairs need equally long ids1, ids2 and is_negative")
+
+    def __len__(self) -> int:
+        return len(self.ids1)
+
+    def __iter__(self) -> Iterator[Tensor]:
+        return iter((self.ids1, self.ids2, self.is_negative))
+
+
+@runtime_checkable
+class TripletMiner(Protocol):
+    """Chooses triplets within a batch: ``sample(features (B, D), labels (B,)) -> Triplets``."""
+
+    def sample(self, features: Tensor, labels: Tensor) -> Triplets: ...
+
+
+@runtime_checkable
+class PairMiner(Protocol):
+    """Chooses pairs within a batch: ``sample(features (B, D), labels (B,)) -> Pairs``."""
+
+    def sample(self, features: Tensor, labels: Tensor) -> Pairs: ...
+
+
+@runtime_checkable
+class BatchSampler(Protocol):
+    """Yields lists of dataset indices, one list per batch (pass it as ``DataLoader(batch_sampler=...)``).
+
+    ``len()`` is the exact number of batches of one epoch on this rank; ``set_epoch(epoch)`` reseeds it so that
+    every epoch (and every resumed run) draws the same batches as an uninterrupted one.
+    """
+
+    def __iter__(self) -> Iterator[list[int]]: ...
+
+    def __len__(self) -> int: ...
+
+    def set_epoch(self, epoch: int) -> None: ...
+
+
+@runtime_checkable
+class BatchSamplerFactory(Protocol):
+    """What the ``samplers`` registry holds: builds a BatchSampler once the dataset's labels are known.
+
+    Called with the component's config fields plus ``labels`` and, where the sampler uses them, ``label2category``,
+    ``seed``, ``rank`` and ``world_size`` (for torch.distributed).
+    """
+
+    def __call__(self, labels: Sequence[int], **runtime: Any) -> BatchSampler: ...
+
+
+# ---------------------------------------------------------------------------------------------- retrieval
+@runtime_checkable
+class Postprocessor(Protocol):
+    """Re-ranks retrieval results: ``process(results, dataset) -> RetrievalResults``.
+
+    ``results`` is an ``oml_core.retrieval.RetrievalResults``; ``dataset`` (optional) gives access to the items
+    (images, or precomputed ``embeddings`` in ``extra_data``) that some postprocessors need.
+    """
+
+    def process(self, results: Any, dataset: Any = None) -> Any: ...
+
+
+@runtime_checkable
+class EmbeddingStore(Protocol):
+    """Persistent nearest-neighbour search over stored embeddings, keyed by int64 ids.
+
+    Example:
+        >>> with host.open_store("sqlite:///gallery.db", dim=384) as store:   # doctest: +SKIP
+        ...     store.add([1, 2], embeddings, metadata=[{"path": "a.jpg"}, {"path": "b.jpg"}])
+        ...     ids, distances = store.search(queries, k=5)
+    """
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def metric(self) -> str:
+        """``"euclidean"``, ``"cosine"`` or ``"dot"``."""
+        ...
+
+    def add(self, ids: Sequence[int] | Tensor, embeddings: Tensor, metadata: Sequence[Mapping[str, Any]] | None = None) -> None: ...
+
+    def search(self, queries: Tensor, k: int, filter: Mapping[str, Any] | None = None) -> tuple[Tensor, Tensor]:
+        """Return ``(ids (Q, k) int64, distances (Q, k) float32)``, nearest first; ``-1`` pads missing ids."""
+        ...
+
+    def get(self, ids: Sequence[int] | Tensor) -> tuple[Tensor, list[dict[str, Any]]]: ...
+
+    def delete(self, ids: Sequence[int] | Tensor) -> int: ...
+
+    def count(self) -> int: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> EmbeddingStore: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
+
+
+# ---------------------------------------------------------------------------------------------- logging
+@runtime_checkable
+class Logger(Protocol):
+    """Receives metrics, hyper-parameters and figures from the engine; written by rank 0 only."""
+
+    def log_hparams(self, params: Mapping[str, Any]) -> None: ...
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None: ...
+
+    def log_figure(self, name: str, figure: Figure, step: int) -> None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,265 @@
+"""Component registries: one per kind, filled by plugins through the ``oml_register_<kind>`` hooks.
+
+A component is registered with a name, an attrs config class and a factory. Creating it structures the config
+(strictly, see ``oml_core.config``), creates nested components first, then calls ``factory(**fields, **runtime)``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+import attrs
+
+from oml_core.catalog import distribution_for
+from oml_core.errors import DuplicateComponentError, OMLError, UnknownComponentError
+
+if TYPE_CHECKING:
+    from oml_core.errors import PluginLoadError
+
+T = TypeVar("T")
+
+KINDS: tuple[str, ...] = (
+    "extractors",
+    "pairwise_models",
+    "losses",
+    "miners",
+    "samplers",
+    "transforms",
+    "postprocessors",
+    "stores",
+    "loggers",
+)
+
+
+@attrs.frozen
+class NoConfig:
+    """Config of a component that takes no options."""
+
+
+@attrs.frozen
+class ComponentSpec:
+    """What a plugin registered: everything needed to document, validate and create one component."""
+
+    kind: str
+    name: str
+    config: type
+    factory: Callable[..., Any]
+    summary: str
+    plugin: str
+    example: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class Choice:
+    """A component selected in a config: ``{type: <name>, <its config fields>...}``.
+
+    ``config=None`` means the component's defaults. Subclasses fix the registry kind, so that a config field
+    typed ``MinerChoice`` only accepts registered miners and reports unknown names with the available ones.
+
+    Example:
+        >>> MinerChoice("hard_triplets").type
+        'hard_triplets'
+    """
+
+    kind: ClassVar[str] = ""
+    type: str
+    config: Any = None
+
+
+def _choice_class(kind: str, class_name: str) -> type[Choice]:
+    cls = attrs.make_class(class_name, {}, bases=(Choice,), frozen=True)
+    cls.kind = kind
+    cls.__doc__ = f"A ``{kind}`` component chosen by name in a config: ``{{type: <name>, ...its options}}``."
+    return cls
+
+
+ExtractorChoice = _choice_class("extractors", "ExtractorChoice")
+PairwiseModelChoice = _choice_class("pairwise_models", "PairwiseModelChoice")
+LossChoice = _choice_class("losses", "LossChoice")
+MinerChoice = _choice_class("miners", "MinerChoice")
+SamplerChoice = _choice_class("samplers", "SamplerChoice")
+TransformChoice = _choice_class("transforms", "TransformChoice")
+PostprocessorChoice = _choice_class("postprocessors", "PostprocessorChoice")
+StoreChoice = _choice_class("stores", "StoreChoice")
+LoggerChoice = _choice_class("loggers", "LoggerChoice")
+
+
+class Registry(Generic[T]):
+    """The components of one kind, by name.
+
+    Example:
+        >>> import attrs
+        >>> @attrs.frozen
+        ... class ScaleConfig:
+        ...     factor: float = 2.0
+        >>> registry = Registry("transforms")
+        >>> with registry.registering("my_plugin"):
+        ...     registry.add("scale", config=ScaleConfig, factory=lambda factor: (lambda x: x * factor))
+        >>> registry.create("scale", {"factor": 3.0})(2)
+        6.0
+    """
+
+    def __init__(self, kind: str, owner: Registries | None = None) -> None:
+        self.kind = kind
+        self._owner = owner
+        self._specs: dict[str, ComponentSpec] = {}
+        self._current_plugin: str | None = None
+        self.conflicts: list[DuplicateComponentError] = []
+        self.raise_on_duplicate = True
+
+    @contextmanager
+    def registering(self, plugin: str) -> Iterator[Registry[T]]:
+        """Attribute the components added inside this block to ``plugin`` (the host does this for each hook)."""
+        previous, self._current_plugin = self._current_plugin, plugin
+        try:
+            yield self
+        finally:
+            self._current_plugin = previous
+
+    def add(
+        self,
+        name: str,
+        *,
+        config: type = NoConfig,
+        factory: Callable[..., T],
+        summary: str = "",
+        example: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Register component ``name``: ``config`` is a frozen attrs class, ``factory(**config_fields, **runtime)``
+        builds it, ``summary`` is one line for ``oml plugins`` and the docs, ``example`` holds config values that
+        make a working instance (used by the contract checks and in the docs)."""
+        plugin = self._current_plugin or "<unknown>"
+        if not attrs.has(config):
+            raise OMLError(f"plugin {plugin!r} registered {self.kind} {name!r} with config={config!r}, which is not an attrs class")
+        if name in self._specs:
+            error = DuplicateComponentError(self.kind, name, self._specs[name].plugin, plugin)
+            if self.raise_on_duplicate:
+                raise error
+            self.conflicts.append(error)
+            return
+        self._specs[name] = ComponentSpec(self.kind, name, config, factory, summary, plugin, dict(example or {}))
+
+    def remove_plugin(self, plugin: str) -> None:
+        """Forget every component that ``plugin`` registered (used when a plugin turns out to be broken)."""
+        self._specs = {n: s for n, s in self._specs.items() if s.plugin != plugin}
+
+    def get(self, name: str) -> ComponentSpec:
+        """Return the spec of ``name``, or raise an error that lists the available names and says what to install."""
+        if name in self._specs:
+            return self._specs[name]
+        raise UnknownComponentError(self._explain_unknown(name))
+
+    def _explain_unknown(self, name: str) -> str:
+        available = ", ".join(sorted(self._specs)) or "none"
+        message = f"unknown {self.kind} component {name!r}; available: {available}."
+        close = difflib.get_close_matches(name, list(self._specs), n=1)
+        if close:
+            message += f" Did you mean {close[0]!r}?"
+        dist = distribution_for(self.kind, name)
+        if dist is not None:
+            broken = self._owner.broken_distribution(dist) if self._owner else None
+            if broken is not None:
+                message += f" {name!r} comes from {dist}, which is installed but failed to load: {broken.cause!r}."
+            else:
+                message += f" {name!r} comes from the distribution {dist}, which is not installed: pip install {dist}."
+        return message
+
+    def create(self, name: str | Choice, config: Any = None, /, **runtime: Any) -> T:
+        """Build component ``name`` from ``config`` (None, a dict or an instance of its config class) plus
+        ``runtime`` arguments that are not part of the config (e.g. a sampler's ``labels``)."""
+        if isinstance(name, Choice):
+            name, config = name.type, name.config
+        spec = self.get(name)
+        if config is None:
+            config = spec.config()
+        elif isinstance(config, Mapping):
+            if self._owner is None:
+                config = spec.config(**config)
+            else:
+                config = self._owner.structure(config, spec.config, path=f"{self.kind}.{name}")
+        elif not isinstance(config, spec.config):
+            raise OMLError(f"{self.kind} {name!r} takes a {spec.config.__name__} or a dict, got {type(config).__name__}")
+        fields = {f.name: getattr(config, f.name) for f in attrs.fields(spec.config)}
+        if self._owner is not None:
+            fields = {k: self._owner.build_nested(v) for k, v in fields.items()}
+        try:
+            return spec.factory(**fields, **runtime)  # type: ignore[no-any-return]
+        except Exception as exc:
+            exc.add_note(f"(while creating {self.kind} component {name!r} registered by plugin {spec.plugin!r})")
+            raise
+
+    def names(self) -> list[str]:
+        return sorted(self._specs)
+
+    def specs(self) -> list[ComponentSpec]:
+        return [self._specs[n] for n in self.names()]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._specs
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}, {self.names()})"
+
+
+class Registries:
+    """One registry per kind (``registries.losses``, ``registries["losses"]``) plus the config converter that
+    knows their names."""
+
+    def __init__(self, broken: Mapping[str, PluginLoadError] | None = None) -> None:
+        from oml_core.config import make_converter
+
+        self._broken = broken if broken is not None else {}
+        self._by_kind: dict[str, Registry[Any]] = {kind: Registry(kind, self) for kind in KINDS}
+        self.converter = make_converter(self)
+
+    extractors = property(lambda self: self._by_kind["extractors"])
+    pairwise_models = property(lambda self: self._by_kind["pairwise_models"])
+    losses = property(lambda self: self._by_kind["losses"])
+    miners = property(lambda self: self._by_kind["miners"])
+    samplers = property(lambda self: self._by_kind["samplers"])
+    transforms = property(lambda self: self._by_kind["transforms"])
+    postprocessors = property(lambda self: self._by_kind["postprocessors"])
+    stores = property(lambda self: self._by_kind["stores"])
+    loggers = property(lambda self: self._by_kind["loggers"])
+
+    def __getitem__(self, kind: str) -> Registry[Any]:
+        if kind not in self._by_kind:
+            raise UnknownComponentError(f"unknown component kind {kind!r}; kinds are: {', '.join(KINDS)}")
+        return self._by_kind[kind]
+
+    def __iter__(self) -> Iterator[Registry[Any]]:
+        return iter(self._by_kind.values())
+
+    def broken_distribution(self, distribution: str) -> PluginLoadError | None:
+        for error in self._broken.values():
+            if error.distribution == distribution:
+                return error
+        return None
+
+    def all_specs(self) -> list[ComponentSpec]:
+        return [spec for registry in self for spec in registry.specs()]
+
+    def structure(self, data: Any, cls: type[T], *, path: str = "$", source: str | None = None) -> T:
+        """Structure ``data`` into ``cls`` with the strict converter; all problems raise one ConfigError."""
+        from oml_core.config import structure
+
+        return structure(self.converter, data, cls, source=source, root=path)
+
+    def build_nested(self, value: Any) -> Any:
+        """Turn Choices (also inside lists, tuples and dicts) into components; leave other values alone."""
+        if isinstance(value, Choice):
+            return self[value.kind].create(value)
+        if isinstance(value, (list, tuple)) and any(isinstance(v, Choice) for v in value):
+            return type(value)(self.build_nested(v) for v in value)
+        if isinstance(value, dict) and any(isinstance(v, Choice) for v in value.values()):
+            return {k: self.build_nested(v) for k, v in value.items()}
+        return value
