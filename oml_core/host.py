@@ -33,7 +33,13 @@ from oml_core.registry import KINDS, Registries
 from oml_core.weights import WeightsZoo
 
 #: Modules registered as plugins in every host, as pytest registers its own built-ins.
-BUILTIN_PLUGINS: tuple[str, ...] = ("oml_core.builtin.commands",)
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "oml_core.builtin.commands",
+    "oml_core.builtin.data",
+    "oml_core.builtin.retrieval",
+    "oml_core.builtin.models",
+    "oml_core.builtin.engine",
+)
 
 PluginSource = Literal["builtin", "entrypoint", "local"]
 PluginStatus = Literal["loaded", "broken", "disabled"]
