@@ -110,7 +110,8 @@ class Host:
         self.load_errors: dict[str, PluginLoadError] = {}
         self.registries = Registries(broken=self.load_errors)
         self.weights = WeightsZoo()
-        for container in [*self.registries, self.weights]:
+        containers: list[Any] = [*self.registries, self.weights]
+        for container in containers:
             container.raise_on_duplicate = strict
         if _env_list(self._env, "OML_TRACE_PLUGINS") is not None:
             self.pm.trace.root.setwriter(lambda text: sys.stderr.write(text))
@@ -118,13 +119,12 @@ class Host:
 
         if builtins:
             for module_name in BUILTIN_PLUGINS:
-                self._register_guarded(
-                    module_name, "builtin", lambda m=module_name: importlib.import_module(m), "oml-core", _core_version()
-                )
+                load = functools.partial(importlib.import_module, module_name)
+                self._register_guarded(module_name, "builtin", load, "oml-core", _core_version())
         if entry_points:
             self._load_entry_points()
         for plugin in plugins:
-            self._register_guarded(_plugin_name(plugin), "local", lambda p=plugin: p)
+            self._register_guarded(_plugin_name(plugin), "local", functools.partial(_identity, plugin))
         self._validate_hooks()
         self._collect(list(self._infos))
 
@@ -175,7 +175,8 @@ class Host:
         plugin = self.pm.get_plugin(name)
         if plugin is not None:
             self.pm.unregister(plugin)
-        for container in [*self.registries, self.weights]:
+        containers: list[Any] = [*self.registries, self.weights]
+        for container in containers:
             container.remove_plugin(name)
         warnings.warn(str(error), RuntimeWarning, stacklevel=3)
 
@@ -188,7 +189,7 @@ class Host:
                     continue
                 if inspect.isgeneratorfunction(impl.function):
                     continue
-                impl.function = _noting_plugin(impl.function, name, caller.name)
+                impl.function = _noting_plugin(impl.function, name, caller.name)  # type: ignore[misc]
 
     def _validate_hooks(self) -> None:
         """pluggy's ``check_pending`` on every plugin: strict hosts raise, others mark the plugin broken."""
@@ -223,7 +224,8 @@ class Host:
             except Exception as exc:  # noqa: BLE001
                 self._mark_broken(name, exc)
                 continue
-            conflicts = [c for container in [*self.registries, self.weights] for c in container.conflicts if c.plugins[1] == name]
+            containers: list[Any] = [*self.registries, self.weights]
+            conflicts = [c for container in containers for c in container.conflicts if c.plugins[1] == name]
             if conflicts:
                 self._mark_broken(name, conflicts[0])
                 continue
@@ -256,7 +258,8 @@ class Host:
         plugin = self.pm.get_plugin(name)
         if plugin is not None:
             self.pm.unregister(plugin)
-        for container in [*self.registries, self.weights]:
+        containers: list[Any] = [*self.registries, self.weights]
+        for container in containers:
             container.remove_plugin(name)
         self._infos.pop(name, None)
 
@@ -288,6 +291,10 @@ def _noting_plugin(function: Callable[..., Any], plugin: str, hook: str) -> Call
             raise
 
     return call
+
+
+def _identity(value: object) -> object:
+    return value
 
 
 def _core_version() -> str:

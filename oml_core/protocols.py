@@ -198,7 +198,9 @@ class EmbeddingStore(Protocol):
         """``"euclidean"``, ``"cosine"`` or ``"dot"``."""
         ...
 
-    def add(self, ids: Sequence[int] | Tensor, embeddings: Tensor, metadata: Sequence[Mapping[str, Any]] | None = None) -> None: ...
+    def add(
+        self, ids: Sequence[int] | Tensor, embeddings: Tensor, metadata: Sequence[Mapping[str, Any]] | None = None
+    ) -> None: ...
 
     def search(self, queries: Tensor, k: int, filter: Mapping[str, Any] | None = None) -> tuple[Tensor, Tensor]:
         """Return ``(ids (Q, k) int64, distances (Q, k) float32)``, nearest first; ``-1`` pads missing ids."""

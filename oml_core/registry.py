@@ -69,22 +69,67 @@ class Choice:
     config: Any = None
 
 
-def _choice_class(kind: str, class_name: str) -> type[Choice]:
-    cls = attrs.make_class(class_name, {}, bases=(Choice,), frozen=True)
-    cls.kind = kind
-    cls.__doc__ = f"A ``{kind}`` component chosen by name in a config: ``{{type: <name>, ...its options}}``."
-    return cls
+@attrs.frozen
+class ExtractorChoice(Choice):
+    """A ``extractors`` component chosen by name in a config: ``{type: <name>, ...its options}``."""
+
+    kind: ClassVar[str] = "extractors"
 
 
-ExtractorChoice = _choice_class("extractors", "ExtractorChoice")
-PairwiseModelChoice = _choice_class("pairwise_models", "PairwiseModelChoice")
-LossChoice = _choice_class("losses", "LossChoice")
-MinerChoice = _choice_class("miners", "MinerChoice")
-SamplerChoice = _choice_class("samplers", "SamplerChoice")
-TransformChoice = _choice_class("transforms", "TransformChoice")
-PostprocessorChoice = _choice_class("postprocessors", "PostprocessorChoice")
-StoreChoice = _choice_class("stores", "StoreChoice")
-LoggerChoice = _choice_class("loggers", "LoggerChoice")
+@attrs.frozen
+class PairwiseModelChoice(Choice):
+    """A ``pairwise_models`` component chosen by name in a config: ``{type: <name>, ...its options}``."""
+
+    kind: ClassVar[str] = "pairwise_models"
+
+
+@attrs.frozen
+class LossChoice(Choice):
+    """A ``losses`` component chosen by name in a config: ``{type: <name>, ...its options}``."""
+
+    kind: ClassVar[str] = "losses"
+
+
+@attrs.frozen
+class MinerChoice(Choice):
+    """A ``miners`` component chosen by name in a config: ``{type: <name>, ...its options}``."""
+
+    kind: ClassVar[str] = "miners"
+
+
+@attrs.frozen
+class SamplerChoice(Choice):
+    """A ``samplers`` component chosen by name in a config: ``{type: <name>, ...its options}``."""
+
+    kind: ClassVar[str] = "samplers"
+
+
+@attrs.frozen
+class TransformChoice(Choice):
+    """A ``transforms`` component chosen by name in a config: ``{type: <name>, ...its options}``."""
+
+    kind: ClassVar[str] = "transforms"
+
+
+@attrs.frozen
+class PostprocessorChoice(Choice):
+    """A ``postprocessors`` component chosen by name in a config: ``{type: <name>, ...its options}``."""
+
+    kind: ClassVar[str] = "postprocessors"
+
+
+@attrs.frozen
+class StoreChoice(Choice):
+    """A ``stores`` component chosen by name in a config: ``{type: <name>, ...its options}``."""
+
+    kind: ClassVar[str] = "stores"
+
+
+@attrs.frozen
+class LoggerChoice(Choice):
+    """A ``loggers`` component chosen by name in a config: ``{type: <name>, ...its options}``."""
+
+    kind: ClassVar[str] = "loggers"
 
 
 class Registry(Generic[T]):
@@ -133,7 +178,9 @@ class Registry(Generic[T]):
         make a working instance (used by the contract checks and in the docs)."""
         plugin = self._current_plugin or "<unknown>"
         if not attrs.has(config):
-            raise OMLError(f"plugin {plugin!r} registered {self.kind} {name!r} with config={config!r}, which is not an attrs class")
+            raise OMLError(
+                f"plugin {plugin!r} registered {self.kind} {name!r} with config={config!r}, which is not an attrs class"
+            )
         if name in self._specs:
             error = DuplicateComponentError(self.kind, name, self._specs[name].plugin, plugin)
             if self.raise_on_duplicate:
@@ -171,7 +218,7 @@ class Registry(Generic[T]):
         """Build component ``name`` from ``config`` (None, a dict or an instance of its config class) plus
         ``runtime`` arguments that are not part of the config (e.g. a sampler's ``labels``)."""
         if isinstance(name, Choice):
-            name, config = name.type, name.config
+            name, config = name.type, name.config  # type: ignore[attr-defined]
         spec = self.get(name)
         if config is None:
             config = spec.config()

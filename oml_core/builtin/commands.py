@@ -53,4 +53,9 @@ def _configure_config_check(parser: argparse.ArgumentParser) -> None:
 @hookimpl
 def oml_register_cli_commands(commands: CommandRegistry) -> None:
     commands.add("plugins", help="list plugins, their status, hooks and components", configure=_configure_plugins, run=_plugins)
-    commands.add("config check", help="validate a config file and report every problem", configure=_configure_config_check, run=_config_check)
+    commands.add(
+        "config check",
+        help="validate a config file and report every problem",
+        configure=_configure_config_check,
+        run=_config_check,
+    )

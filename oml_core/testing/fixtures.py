@@ -20,7 +20,9 @@ def oml_host_factory() -> Callable[..., Host]:
         host = oml_host_factory(plugins=[my_plugin], entry_points=False)
     """
 
-    def make(*, plugins: Iterable[object] = (), entry_points: bool = True, strict: bool = True, env: dict[str, str] | None = None) -> Host:
+    def make(
+        *, plugins: Iterable[object] = (), entry_points: bool = True, strict: bool = True, env: dict[str, str] | None = None
+    ) -> Host:
         return Host(plugins=plugins, entry_points=entry_points, strict=strict, env=env or {})
 
     return make

@@ -18,7 +18,7 @@ def config_round_trips(host: Host, spec: ComponentSpec) -> None:
         configs.append(spec.config())
     for cfg in configs:
         data = converter.unstructure(cfg)
-        again = host.registries.structure(data, spec.config)
+        again: object = host.registries.structure(data, spec.config)
         assert again == cfg, f"config of {spec.name!r} does not round-trip: {cfg!r} -> {data!r} -> {again!r}"
 
 
