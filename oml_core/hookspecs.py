@@ -13,6 +13,7 @@ from oml_core._markers import hookspec
 
 if TYPE_CHECKING:
     from oml_core.cli import CommandRegistry
+    from oml_core.engine import Engine, FitStatus, StepOutput
     from oml_core.registry import Registry
     from oml_core.weights import WeightsZoo
 
@@ -104,3 +105,92 @@ def oml_register_cli_commands(commands: CommandRegistry) -> None:
 
     Called once per plugin when the CLI starts. Return value ignored.
     """
+
+
+# ================================================================================== training lifecycle (Engine.fit)
+# Order for one run: oml_fit_start, then per epoch: oml_epoch_start, per batch: oml_train_step + oml_train_batch_end,
+# then oml_epoch_end (the built-in validation plugin validates here: oml_validation_start, oml_embeddings_ready,
+# oml_validation_end, oml_log_metrics); finally oml_fit_end(status), always. ``engine.state`` is the typed State.
+
+
+@hookspec
+def oml_fit_start(engine: Engine) -> None:
+    """Called once when ``Engine.fit`` starts, after a checkpoint (if any) was restored and before the first epoch.
+
+    The built-ins seed, open loggers and (when asked) validate the untrained model here.
+    """
+
+
+@hookspec
+def oml_epoch_start(engine: Engine) -> None:
+    """Called at the start of every epoch (also of a resumed, partly done epoch); ``engine.state.epoch`` is 0-based."""
+
+
+@hookspec(firstresult=True)
+def oml_train_step(engine: Engine, batch: dict[str, Any]) -> StepOutput | None:
+    """Run one training step on ``batch`` and return its ``StepOutput``: called once per batch.
+
+    firstresult: the first implementation that returns something wins. The built-in step (forward, loss,
+    backward, gradient accumulation and clipping, optimizer and per-step scheduler) runs last (``trylast``), so a
+    plugin replaces it by returning a StepOutput (for AMP variants, SAM, custom multi-loss steps...).
+    """
+
+
+@hookspec
+def oml_train_batch_end(engine: Engine, batch: dict[str, Any], output: StepOutput) -> None:
+    """Called after every training step with its output (loss, criterion logs); progress bars and loggers use it."""
+
+
+@hookspec
+def oml_epoch_end(engine: Engine) -> None:
+    """Called after the last batch of an epoch (``engine.state.epoch`` is already the number of finished epochs).
+
+    Not called for an epoch cut short by a stop request. Validation, checkpoints, LR schedulers and early stopping
+    are built-in implementations of this hook.
+    """
+
+
+@hookspec
+def oml_validation_start(engine: Engine) -> None:
+    """Called before the validation embeddings are computed (by ``Engine.validate``, whoever triggers it)."""
+
+
+@hookspec
+def oml_embeddings_ready(engine: Engine, embeddings: Any, dataset: Any) -> None:
+    """Called once per validation with the embeddings (``(N, D)`` tensor, rows in dataset order) before metrics."""
+
+
+@hookspec
+def oml_validation_end(engine: Engine, metrics: dict[str, Any]) -> None:
+    """Called after every validation with the nested metrics ``{category: {metric: {k: value}}}``.
+
+    Early stopping and best-checkpoint selection implement this hook.
+    """
+
+
+@hookspec
+def oml_log_metrics(engine: Engine, metrics: dict[str, float], step: int) -> None:
+    """Called whenever there are scalar metrics to record (flat names such as ``OVERALL/cmc/1``); loggers
+    implement it. Only called on rank 0."""
+
+
+@hookspec
+def oml_save_checkpoint(engine: Engine, checkpoint: dict[str, Any]) -> None:
+    """Called when a checkpoint is written: add your plugin's state to ``checkpoint`` (plain tensors and Python
+    values only, since checkpoints are read back with ``weights_only=True``). Only called on rank 0."""
+
+
+@hookspec
+def oml_load_checkpoint(engine: Engine, checkpoint: dict[str, Any]) -> None:
+    """Called when a run resumes from ``checkpoint``: restore what your ``oml_save_checkpoint`` added."""
+
+
+@hookspec
+def oml_exception(engine: Engine, exception: BaseException) -> None:
+    """Called when the run raises (including KeyboardInterrupt); notification only, the exception is re-raised."""
+
+
+@hookspec
+def oml_fit_end(engine: Engine, status: FitStatus) -> None:
+    """Called once when ``Engine.fit`` ends, always: status is ``completed``, ``stopped`` (a stop request),
+    ``interrupted`` (Ctrl-C) or ``failed`` (an exception, after ``oml_exception``)."""

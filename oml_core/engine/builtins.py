@@ -1,0 +1,333 @@
+"""The engine's built-in behaviour, each a plugin on the lifecycle hooks (as pytest's built-ins are):
+the default training step, seeding, LR schedulers, validation, checkpoints, early stopping, progress bars and
+metric logging. ``default_plugins(engine)`` lists what an engine registers unless told ``builtins=False``."""
+
+from __future__ import annotations
+
+import math
+import random
+import shutil
+import sys
+from typing import TYPE_CHECKING, Any
+
+import torch
+from tqdm import tqdm
+
+from oml_core._markers import hookimpl
+from oml_core.engine.distributed import broadcast_from_main
+from oml_core.engine.state import FitStatus, StepOutput
+from oml_core.errors import OMLError
+
+if TYPE_CHECKING:
+    from oml_core.engine.core import Engine
+
+
+class NonFiniteLossError(OMLError):
+    """The loss became NaN or infinite; the run stops and the last good checkpoint is kept."""
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA) RNGs.
+
+    Example:
+        >>> seed_everything(0); a = torch.rand(1); seed_everything(0); bool(a == torch.rand(1))
+        True
+    """
+    random.seed(seed)
+    torch.manual_seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed % 2**32)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def flatten_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """``{"OVERALL": {"cmc": {1: 0.5}}}`` -> ``{"OVERALL/cmc/1": 0.5}``.
+
+    Example:
+        >>> flatten_metrics({"OVERALL": {"cmc": {1: torch.tensor(0.5)}}})
+        {'OVERALL/cmc/1': 0.5}
+    """
+    flat: dict[str, float] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten_metrics(value, prefix=f"{name}/"))
+        else:
+            flat[name] = float(value)
+    return flat
+
+
+# ---------------------------------------------------------------------------------------------------- the step
+class DefaultTrainStep:
+    """Forward, loss, backward, gradient accumulation and clipping, optimizer step; CUDA autocast (bf16) on GPU."""
+
+    @hookimpl(trylast=True)
+    def oml_train_step(self, engine: Engine, batch: dict[str, Any]) -> StepOutput:
+        options, state = engine.options, engine.state
+        engine.training_model.train()
+        images = batch["input_tensors"].to(engine.device, non_blocking=True)
+        labels = batch["labels"].to(engine.device, non_blocking=True)
+        use_amp = options.amp and engine.device.type == "cuda" and torch.cuda.is_bf16_supported()
+        with torch.autocast(device_type=engine.device.type, dtype=torch.bfloat16, enabled=use_amp):
+            embeddings = engine.training_model(images)
+        loss = engine.criterion(embeddings.float(), labels)
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"the loss is {loss.item()} at epoch {state.epoch + 1}, step {state.step + 1} (batch {state.batch_in_epoch + 1} "
+                "of the epoch); the run stops here and the last checkpoint written before is kept. Lower the learning rate, "
+                "set grad_clip_norm, or check the data of this batch."
+            )
+        (loss / options.accumulate_grad_batches).backward()
+        batches_in_epoch = len(engine.batch_sampler) if engine.batch_sampler is not None else 0
+        last_of_epoch = state.batch_in_epoch + 1 == batches_in_epoch
+        if (state.batch_in_epoch + 1) % options.accumulate_grad_batches == 0 or last_of_epoch:
+            if options.grad_clip_norm is not None:
+                params = [p for group in engine.optimizer.param_groups for p in group["params"]]
+                torch.nn.utils.clip_grad_norm_(params, options.grad_clip_norm)
+            engine.optimizer.step()
+            engine.optimizer.zero_grad(set_to_none=True)
+        logs = {k: float(v) for k, v in (getattr(engine.criterion, "last_logs", None) or {}).items()}
+        return StepOutput(loss=loss.detach(), logs=logs, embeddings=embeddings.detach())
+
+
+class Seeding:
+    """Seeds every RNG when a fresh run starts (a resumed run restores the RNG states from its checkpoint)."""
+
+    @hookimpl(tryfirst=True)
+    def oml_fit_start(self, engine: Engine) -> None:
+        if engine.state.step == 0:
+            seed_everything(engine.options.seed + engine.state.rank)
+
+
+class LRScheduling:
+    """Steps ``engine.scheduler`` every epoch or every batch (``options.scheduler_interval``)."""
+
+    @hookimpl
+    def oml_train_batch_end(self, engine: Engine) -> None:
+        if engine.scheduler is not None and engine.options.scheduler_interval == "step":
+            engine.scheduler.step()
+
+    @hookimpl
+    def oml_epoch_end(self, engine: Engine) -> None:
+        if engine.scheduler is not None and engine.options.scheduler_interval == "epoch":
+            engine.scheduler.step()
+
+
+# ---------------------------------------------------------------------------------------------------- validation
+def run_validation(engine: Engine) -> dict[str, Any]:
+    """Embed ``engine.val_dataset``, compute metrics once (rank 0), share them with every rank, log them."""
+    from oml_core.engine.validation import compute_dataset_metrics, embed_dataset
+
+    if engine.val_dataset is None:
+        raise OMLError("validation needs a validation dataset (val_dataset / the 'validation' split of the dataframe)")
+    hooks, state = engine.hooks, engine.state
+    hooks.validation_start()
+    embeddings = embed_dataset(engine)
+    hooks.embeddings_ready(embeddings, engine.val_dataset)
+    metrics = compute_dataset_metrics(engine, embeddings) if state.is_main_process else {}
+    metrics = broadcast_from_main(metrics)
+    flat = flatten_metrics(metrics)
+    state.metrics = flat
+    state.history.append({"epoch": state.epoch, "step": state.step, **flat})
+    hooks.validation_end(metrics)
+    hooks.log_metrics({f"val/{k}": v for k, v in flat.items()}, state.step)
+    return metrics
+
+
+class Validation:
+    """Validates before training (if asked) and every ``validate_every_n_epochs`` epochs; prints the metrics."""
+
+    @hookimpl
+    def oml_fit_start(self, engine: Engine) -> None:
+        if engine.options.validate_before_training and engine.state.step == 0 and engine.val_dataset is not None:
+            run_validation(engine)
+
+    @hookimpl(tryfirst=True)
+    def oml_epoch_end(self, engine: Engine) -> None:
+        every = engine.options.validate_every_n_epochs
+        if engine.val_dataset is not None and every > 0 and engine.state.epoch % every == 0:
+            run_validation(engine)
+
+    @hookimpl
+    def oml_validation_end(self, engine: Engine, metrics: dict[str, Any]) -> None:
+        if engine.state.is_main_process:
+            overall = flatten_metrics(metrics.get("OVERALL", {}))
+            shown = "  ".join(f"{name.replace('/', '@')}={value:.4f}" for name, value in overall.items())
+            when = "before training" if engine.state.step == 0 else f"epoch {engine.state.epoch}"
+            tqdm.write(f"validation {when}: {shown}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------------------------------- checkpoints
+def _improved(value: float, best: float | None, mode: str) -> bool:
+    if best is None or math.isnan(best):
+        return not math.isnan(value)
+    return value > best if mode == "max" else value < best
+
+
+class Checkpointing:
+    """Writes ``checkpoints/last.pt`` every N epochs (and/or steps) and when a run is stopped or interrupted, and
+    ``checkpoints/best.pt`` when the monitored metric improves. A failed run writes nothing, so the last good
+    checkpoint survives a NaN loss."""
+
+    def __init__(self) -> None:
+        self.best: float | None = None
+
+    @staticmethod
+    def _path(engine: Engine, name: str) -> Any:
+        assert engine.run_dir is not None
+        return engine.run_dir / "checkpoints" / f"{name}.pt"
+
+    @hookimpl
+    def oml_train_batch_end(self, engine: Engine) -> None:
+        every = engine.options.checkpoint_every_n_steps
+        if engine.run_dir is not None and every and engine.state.step % every == 0:
+            engine.save_checkpoint(self._path(engine, "last"))
+
+    @hookimpl(trylast=True)
+    def oml_epoch_end(self, engine: Engine) -> None:
+        options, state = engine.options, engine.state
+        if engine.run_dir is None:
+            return
+        monitor = options.monitor
+        improved = (
+            monitor is not None
+            and monitor in state.metrics
+            and _improved(state.metrics[monitor], self.best, options.monitor_mode)
+        )
+        if improved:
+            self.best = state.metrics[monitor]  # type: ignore[index]
+        every = options.checkpoint_every_n_epochs
+        if (every and state.epoch % every == 0) or improved:
+            last = engine.save_checkpoint(self._path(engine, "last"))
+            if improved and state.is_main_process:
+                shutil.copyfile(last, self._path(engine, "best"))
+
+    @hookimpl
+    def oml_fit_end(self, engine: Engine, status: FitStatus) -> None:
+        if engine.run_dir is not None and status in ("interrupted", "stopped"):
+            engine.save_checkpoint(self._path(engine, "last"))
+
+    @hookimpl
+    def oml_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["checkpointing"] = {"best": self.best}
+
+    @hookimpl
+    def oml_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.best = checkpoint.get("checkpointing", {}).get("best")
+
+
+class EarlyStopping:
+    """Requests a stop when the monitored metric has not improved for ``patience`` validations."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+        self.best: float | None = None
+        self.bad_validations = 0
+
+    @hookimpl
+    def oml_validation_end(self, engine: Engine) -> None:
+        monitor = engine.options.monitor
+        if monitor is None or monitor not in engine.state.metrics:
+            return
+        value = engine.state.metrics[monitor]
+        if _improved(value, self.best, engine.options.monitor_mode):
+            self.best, self.bad_validations = value, 0
+        else:
+            self.bad_validations += 1
+            if self.bad_validations >= self.patience:
+                engine.state.request_stop(f"early stopping: {monitor} did not improve for {self.patience} validations")
+
+    @hookimpl
+    def oml_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["early_stopping"] = {"best": self.best, "bad_validations": self.bad_validations}
+
+    @hookimpl
+    def oml_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("early_stopping", {})
+        self.best, self.bad_validations = saved.get("best"), saved.get("bad_validations", 0)
+
+
+# ---------------------------------------------------------------------------------------------------- output
+class ProgressBar:
+    """A tqdm bar per epoch (rank 0), with the running loss."""
+
+    def __init__(self) -> None:
+        self.bar: tqdm[Any] | None = None
+
+    @hookimpl
+    def oml_epoch_start(self, engine: Engine) -> None:
+        if engine.state.is_main_process and engine.batch_sampler is not None:
+            state = engine.state
+            self.bar = tqdm(
+                total=len(engine.batch_sampler),
+                initial=state.batch_in_epoch,
+                desc=f"epoch {state.epoch + 1}/{state.max_epochs}",
+                leave=False,
+                file=sys.stderr,
+                dynamic_ncols=True,
+            )
+
+    @hookimpl
+    def oml_train_batch_end(self, output: StepOutput) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{float(output.loss):.4f}", refresh=False)
+
+    @hookimpl(tryfirst=True)
+    def oml_epoch_end(self) -> None:
+        self._close()
+
+    @hookimpl
+    def oml_fit_end(self) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class MetricLogging:
+    """Sends the training loss (every ``log_every_n_steps``) and validation metrics to ``engine.loggers``."""
+
+    def __init__(self, hparams: dict[str, Any] | None = None) -> None:
+        self.hparams = hparams or {}
+
+    @hookimpl
+    def oml_fit_start(self, engine: Engine) -> None:
+        if engine.state.is_main_process:
+            for logger in engine.loggers:
+                logger.log_hparams(self.hparams)
+
+    @hookimpl
+    def oml_train_batch_end(self, engine: Engine, output: StepOutput) -> None:
+        every = engine.options.log_every_n_steps
+        if every and engine.state.step % every == 0:
+            metrics = {"train/loss": float(output.loss), **{f"train/{k}": v for k, v in output.logs.items()}}
+            for i, group in enumerate(engine.optimizer.param_groups):
+                metrics[f"train/lr/{i}"] = float(group["lr"])
+            engine.hooks.log_metrics(metrics, engine.state.step)
+
+    @hookimpl
+    def oml_log_metrics(self, engine: Engine, metrics: dict[str, float], step: int) -> None:
+        for logger in engine.loggers:
+            logger.log_metrics(metrics, step)
+
+    @hookimpl
+    def oml_fit_end(self, engine: Engine) -> None:
+        if engine.state.is_main_process:
+            for logger in engine.loggers:
+                logger.close()
+
+
+def default_plugins(engine: Engine) -> list[object]:
+    options = engine.options
+    plugins: list[object] = [DefaultTrainStep(), Seeding(), LRScheduling(), Validation(), Checkpointing(), MetricLogging()]
+    if options.progress_bar:
+        plugins.append(ProgressBar())
+    if options.early_stopping_patience is not None:
+        plugins.append(EarlyStopping(options.early_stopping_patience))
+    return plugins

@@ -1,0 +1,67 @@
+"""Validation of an engine's model: embed the validation set, then compute retrieval metrics on it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from oml_core.data.const import (
+    CATEGORIES_COLUMN,
+    IS_GALLERY_COLUMN,
+    IS_QUERY_COLUMN,
+    LABELS_COLUMN,
+    PATHS_COLUMN,
+    SEQUENCE_COLUMN,
+)
+
+if TYPE_CHECKING:
+    from oml_core.engine.core import Engine
+
+
+def embed_dataset(engine: Engine) -> torch.Tensor:
+    """Embeddings of ``engine.val_dataset`` in dataset order (gathered from every rank under torch.distributed)."""
+    from oml_core.inference import inference
+
+    return inference(
+        engine.model,
+        engine.val_dataset,
+        batch_size=engine.options.validation_batch_size,
+        num_workers=engine.options.num_workers,
+        device=engine.device,
+        progress=engine.options.progress_bar and engine.state.is_main_process,
+    )
+
+
+def validation_columns(dataset: Any) -> dict[str, Any]:
+    """Labels, query/gallery flags and (when present) categories, sequences and paths of a query-gallery dataset."""
+    df = dataset.df
+    columns: dict[str, Any] = {
+        "labels": torch.as_tensor(df[LABELS_COLUMN].to_numpy(), dtype=torch.long),
+        "is_query": torch.as_tensor(df[IS_QUERY_COLUMN].astype(bool).to_numpy()),
+        "is_gallery": torch.as_tensor(df[IS_GALLERY_COLUMN].astype(bool).to_numpy()),
+        "idx": torch.arange(len(df)),
+        "paths": [str(p) for p in df[PATHS_COLUMN]],
+    }
+    if CATEGORIES_COLUMN in df.columns:
+        columns["categories"] = [str(c) for c in df[CATEGORIES_COLUMN]]
+    if SEQUENCE_COLUMN in df.columns:
+        columns["sequence"] = [str(s) for s in df[SEQUENCE_COLUMN]]
+    return columns
+
+
+def compute_dataset_metrics(engine: Engine, embeddings: torch.Tensor) -> dict[str, Any]:
+    """EmbeddingMetrics over the whole validation set at once (the embeddings are already gathered)."""
+    from oml_core.retrieval import EmbeddingMetrics
+
+    columns = validation_columns(engine.val_dataset)
+    args = dict(engine.options.metric_args)
+    args.setdefault("categories_key", "categories" if "categories" in columns else None)
+    args.setdefault("sequence_key", "sequence" if "sequence" in columns else None)
+    args.setdefault("extra_keys", ("paths",))
+    metric = EmbeddingMetrics(**args)
+    metric.setup(num_samples=len(embeddings))
+    metric.update_data({"embeddings": embeddings.float().cpu(), **columns})
+    metrics = metric.compute_metrics()
+    engine.last_retrieval_results = getattr(metric, "retrieval_results", None)
+    return metrics
