@@ -72,9 +72,10 @@ def rng_states() -> dict[str, Any]:
     try:
         import numpy as np
 
-        kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)  # type: ignore[misc]
+        numpy_state: Any = np.random.get_state(legacy=True)
+        _, keys, pos, has_gauss, cached = numpy_state
         states["numpy"] = {
-            "keys": torch.from_numpy(keys.astype("int64")),
+            "keys": torch.from_numpy(np.asarray(keys).astype("int64")),
             "pos": int(pos),
             "has_gauss": int(has_gauss),
             "cached": float(cached),
