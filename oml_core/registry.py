@@ -7,6 +7,7 @@ A component is registered with a name, an attrs config class and a factory. Crea
 from __future__ import annotations
 
 import difflib
+import inspect
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
@@ -237,6 +238,26 @@ class Registry(Generic[T]):
         except Exception as exc:
             exc.add_note(f"(while creating {self.kind} component {name!r} registered by plugin {spec.plugin!r})")
             raise
+
+    def create_in_context(self, name: str | Choice, config: Any = None, /, **context: Any) -> T:
+        """Like ``create``, with values a pipeline knows offered as ``context`` (e.g. ``in_features`` and
+        ``num_classes`` to every loss): a context value fills a config field left unset (``None``) and is passed
+        as a runtime argument if the factory accepts it; otherwise it is ignored."""
+        if isinstance(name, Choice):
+            name, config = name.type, name.config  # type: ignore[attr-defined]
+        spec = self.get(name)
+        if config is None or isinstance(config, Mapping):
+            config = self._owner.structure(dict(config or {}), spec.config) if self._owner else spec.config(**(config or {}))
+        field_names = {f.name for f in attrs.fields(spec.config)}
+        unset = {k: v for k, v in context.items() if k in field_names and getattr(config, k) is None}
+        config = attrs.evolve(config, **unset)
+        try:
+            parameters = dict(inspect.signature(spec.factory).parameters)
+        except (TypeError, ValueError):  # callables without a signature: offer nothing
+            parameters = {}
+        takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+        runtime = {k: v for k, v in context.items() if k not in field_names and (takes_all or k in parameters)}
+        return self.create(name, config, **runtime)
 
     def names(self) -> list[str]:
         return sorted(self._specs)

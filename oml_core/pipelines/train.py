@@ -1,0 +1,381 @@
+"""The config pipelines behind ``oml train``, ``oml validate`` and ``oml predict``.
+
+Each run gets a directory ``<run_dir>/<name>-<timestamp>/`` holding the resolved config, plugin versions, logs,
+checkpoints and ``metrics.json``. A resumed run (``--resume RUN_DIR``) continues in its own directory.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib
+import importlib.util
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import attrs
+import torch
+
+from oml_core.config import dump_yaml
+from oml_core.data.const import LABELS_COLUMN, SPLIT_COLUMN, TRAIN_SPLIT, VALIDATION_SPLIT
+from oml_core.engine import Engine, EngineOptions, load_checkpoint_file, seed_everything
+from oml_core.engine.builtins import MetricLogging
+from oml_core.engine.checkpoint import CheckpointError
+from oml_core.engine.distributed import barrier, distributed_info
+from oml_core.errors import ConfigError, OMLError
+from oml_core.host import Host
+from oml_core.pipelines import load_pipeline_config
+from oml_core.pipelines.configs import SchedulerConfig, TrainConfig
+
+
+@attrs.frozen
+class TrainResult:
+    run_dir: Path
+    status: str
+    metrics_before: dict[str, float]
+    metrics_after: dict[str, float]
+    epochs: int
+    steps: int
+
+
+# ---------------------------------------------------------------------------------------------------- helpers
+def load_local_plugin(reference: str, base_dir: Path) -> ModuleType:
+    """Import a local plugin: a ``.py`` file (relative to the config's folder or the working directory) or a module.
+
+    Example:
+        >>> load_local_plugin("my_hooks.py", Path("configs"))   # doctest: +SKIP
+    """
+    if reference.endswith(".py"):
+        candidates = [Path(reference)] if Path(reference).is_absolute() else [base_dir / reference, Path.cwd() / reference]
+        path = next((c for c in candidates if c.is_file()), None)
+        if path is None:
+            tried = ", ".join(str(c) for c in candidates)
+            raise ConfigError([f"$.plugins.local: plugin file {reference!r} not found (looked at {tried})"])
+        name = f"oml_local_{path.stem}_{abs(hash(str(path.resolve()))):x}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            raise OMLError(f"local plugin {path} failed to import: {type(exc).__name__}: {exc}") from exc
+        return module
+    try:
+        return importlib.import_module(reference)
+    except ImportError as exc:
+        raise ConfigError([f"$.plugins.local: cannot import plugin module {reference!r}: {exc}"]) from None
+
+
+def make_run_dir(cfg: TrainConfig, *, kind: str = "train") -> Path:
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    run_dir = cfg.run_dir / f"{cfg.name}-{kind}-{stamp}"
+    run_dir.mkdir(parents=True, exist_ok=False)
+    return run_dir
+
+
+def describe_environment(host: Host) -> dict[str, Any]:
+    """Versions of everything that shaped a run: Python, torch, OML and each plugin's distribution."""
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "plugins": [
+            {"name": p.name, "distribution": p.distribution, "version": p.version, "status": p.status} for p in host.plugins
+        ],
+    }
+
+
+def build_transforms(host: Host, choices: tuple[Any, ...], im_size: int, *, train: bool) -> Any:
+    from oml_core.data.transforms import build_transforms as from_choices
+    from oml_core.data.transforms import get_augs_torch, get_normalisation_resize_torch
+
+    if choices:
+        return from_choices(host, choices)
+    return get_augs_torch(im_size) if train else get_normalisation_resize_torch(im_size)
+
+
+def build_datasets(cfg: TrainConfig, host: Host) -> tuple[Any, Any]:
+    """The training and validation datasets of ``cfg.data`` (validation may be None if the split is empty)."""
+    from oml_core.data import DatasetQueryGallery, DatasetWithLabels, read_dataframe
+
+    data = cfg.data
+    df = read_dataframe(data.dataframe)
+    if SPLIT_COLUMN not in df.columns:
+        raise OMLError(f"{data.dataframe}: the dataframe needs a '{SPLIT_COLUMN}' column with train/validation rows")
+    df_train = df[df[SPLIT_COLUMN] == TRAIN_SPLIT].reset_index(drop=True)
+    df_val = df[df[SPLIT_COLUMN] == VALIDATION_SPLIT].reset_index(drop=True)
+    common = {"dataset_root": data.dataset_root, "cache_size": data.cache_size, "skip_unreadable": data.skip_unreadable}
+    train = DatasetWithLabels(df_train, transform=build_transforms(host, data.transforms_train, data.im_size, train=True), **common)
+    val = None
+    if len(df_val):
+        val = DatasetQueryGallery(df_val, transform=build_transforms(host, data.transforms_val, data.im_size, train=False), **common)
+    return train, val
+
+
+def build_optimizer(cfg: TrainConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    opt = cfg.optimizer
+    if opt.type == "sgd":
+        return torch.optim.SGD(params, lr=opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay)
+    optimizer_class = torch.optim.AdamW if opt.type == "adamw" else torch.optim.Adam
+    return optimizer_class(params, lr=opt.lr, weight_decay=opt.weight_decay)
+
+
+def build_scheduler(sched: SchedulerConfig | None, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int) -> Any:
+    if sched is None:
+        return None
+    total = epochs if sched.interval == "epoch" else epochs * max(1, steps_per_epoch)
+    if sched.type == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total), eta_min=sched.eta_min)
+    if sched.type == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=sched.step_size, gamma=sched.gamma)
+    return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(sched.milestones), gamma=sched.gamma)
+
+
+def maybe_init_distributed(device: str) -> None:
+    """Join the process group that ``torchrun`` describes in the environment (gloo on CPU, nccl on CUDA)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or torch.distributed.is_initialized():
+        return
+    use_cuda = device != "cpu" and torch.cuda.is_available()
+    if use_cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    torch.distributed.init_process_group(backend="nccl" if use_cuda else "gloo")
+
+
+def _device_for_rank(device: str) -> str:
+    if device in ("auto", "cuda") and torch.cuda.is_available():
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    return "cpu" if device == "auto" else device
+
+
+def load_model_weights(model: torch.nn.Module, path: str | Path) -> None:
+    """Load an engine checkpoint's model, or any state_dict file the weights loader understands."""
+    try:
+        state_dict = load_checkpoint_file(path)["model"]
+    except CheckpointError:
+        from oml_core.weights import load_checkpoint
+
+        state_dict = load_checkpoint(path)
+    try:
+        model.load_state_dict(state_dict)
+    except RuntimeError as exc:
+        raise CheckpointError(f"checkpoint {path} does not fit this extractor: {str(exc).splitlines()[0]}") from None
+
+
+def _metric_args(cfg: TrainConfig) -> dict[str, Any]:
+    v = cfg.validation
+    return {
+        "cmc_top_k": v.cmc_top_k,
+        "precision_top_k": v.precision_top_k,
+        "map_top_k": v.map_top_k,
+        "fmr_vals": v.fmr_vals,
+        "pcf_variance": v.pcf_variance,
+    }
+
+
+def _engine_options(cfg: TrainConfig, run_dir: Path | None) -> EngineOptions:
+    return EngineOptions(
+        max_epochs=cfg.epochs,
+        seed=cfg.seed,
+        device=_device_for_rank(cfg.device),
+        grad_clip_norm=cfg.grad_clip_norm,
+        accumulate_grad_batches=cfg.accumulate_grad_batches,
+        amp=cfg.amp,
+        validate_every_n_epochs=cfg.validation.every_n_epochs,
+        validate_before_training=cfg.validation.before_training,
+        validation_batch_size=cfg.validation.batch_size,
+        num_workers=cfg.data.num_workers,
+        progress_bar=cfg.progress_bar,
+        log_every_n_steps=cfg.log_every_n_steps,
+        run_dir=str(run_dir) if run_dir else None,
+        metric_args=_metric_args(cfg),
+        checkpoint_every_n_epochs=cfg.checkpoint.every_n_epochs,
+        checkpoint_every_n_steps=cfg.checkpoint.every_n_steps,
+        monitor=cfg.checkpoint.monitor,
+        monitor_mode=cfg.checkpoint.mode,
+        early_stopping_patience=cfg.early_stopping_patience,
+        scheduler_interval=cfg.scheduler.interval if cfg.scheduler else "epoch",
+    )
+
+
+def _prepare(config_path: str | Path, overrides: list[str] | None, host: Host | None) -> tuple[TrainConfig, Host]:
+    host = host if host is not None else Host()
+    cfg: TrainConfig = load_pipeline_config(host, config_path, pipeline="train", overrides=overrides)
+    base_dir = Path(config_path).resolve().parent
+    for reference in cfg.plugins.local:
+        host.register(load_local_plugin(reference, base_dir))
+    maybe_init_distributed(cfg.device)
+    return cfg, host
+
+
+# ---------------------------------------------------------------------------------------------------- pipelines
+def build_engine(cfg: TrainConfig, host: Host, run_dir: Path | None, *, hparams: dict[str, Any] | None = None) -> Engine:
+    """Every component of ``cfg``, created through the registries, wired into an Engine."""
+    rank, world_size = distributed_info()
+    seed_everything(cfg.seed)
+    train_dataset, val_dataset = build_datasets(cfg, host)
+    extractor = host.registries.extractors.create(cfg.extractor)
+    labels = train_dataset.get_labels()
+    criterion = host.registries.losses.create_in_context(
+        cfg.criterion, in_features=int(extractor.feat_dim), num_classes=int(train_dataset.df[LABELS_COLUMN].max()) + 1
+    )
+    sampler = host.registries.samplers.create_in_context(
+        cfg.sampler,
+        labels=labels,
+        label2category=train_dataset.get_label2category(),
+        seed=cfg.seed,
+        rank=rank,
+        world_size=world_size,
+    )
+    params = list(extractor.parameters())
+    if isinstance(criterion, torch.nn.Module):
+        params += list(criterion.parameters())
+    optimizer = build_optimizer(cfg, params)
+    scheduler = build_scheduler(cfg.scheduler, optimizer, cfg.epochs, len(sampler))
+    loggers = [host.registries.loggers.create(choice, run_dir=run_dir) for choice in cfg.loggers] if run_dir and rank == 0 else []
+    engine = Engine(
+        model=extractor,
+        criterion=criterion,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        train_dataset=train_dataset,
+        batch_sampler=sampler,
+        val_dataset=val_dataset,
+        options=_engine_options(cfg, run_dir),
+        loggers=loggers,
+        host=host,
+        builtins=True,
+    )
+    for plugin in host.pm.get_plugins():
+        if isinstance(plugin, MetricLogging):
+            plugin.hparams = hparams or {}
+    return engine
+
+
+def train(
+    config_path: str | Path, *, overrides: list[str] | None = None, resume: str | Path | None = None, host: Host | None = None
+) -> TrainResult:
+    """``oml train``: run the training described by a config file.
+
+    Example:
+        >>> result = train("configs/train_mock.yaml", overrides=["epochs=2"])   # doctest: +SKIP
+        >>> result.metrics_after["OVERALL/cmc/1"] > result.metrics_before["OVERALL/cmc/1"]   # doctest: +SKIP
+    """
+    cfg, host = _prepare(config_path, overrides, host)
+    rank, _ = distributed_info()
+    resume_from, run_dir = _resolve_resume(resume)
+    unstructured = host.registries.converter.unstructure(cfg)
+    if run_dir is None:
+        run_dir = make_run_dir(cfg) if rank == 0 else None
+        run_dir = _share_path(run_dir)
+    if rank == 0:
+        assert run_dir is not None
+        dump_yaml(unstructured, run_dir / "config.yaml")
+        (run_dir / "environment.json").write_text(json.dumps(describe_environment(host), indent=2), encoding="utf-8")
+        print(f"oml: run directory {run_dir}", file=sys.stderr)
+    engine = build_engine(cfg, host, run_dir, hparams=unstructured)
+    try:
+        state = engine.fit(resume_from=resume_from)
+    finally:
+        engine.close()
+    history = state.history
+    before = history[0] if history and history[0]["step"] == 0 else {}
+    after = history[-1] if history else {}
+    strip = lambda row: {k: v for k, v in row.items() if k not in ("epoch", "step")}  # noqa: E731
+    status = "interrupted" if state.interrupted else "stopped" if state.stop_requested else "completed"
+    result = TrainResult(run_dir, status, strip(before), strip(after), state.epoch, state.step)
+    if rank == 0:
+        summary = {"status": status, "epochs": state.epoch, "steps": state.step, "before": result.metrics_before,
+                   "after": result.metrics_after, "history": history}  # fmt: skip
+        (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    barrier()
+    return result
+
+
+def _resolve_resume(resume: str | Path | None) -> tuple[Path | None, Path | None]:
+    """``--resume`` takes a checkpoint file or a run directory (then its ``checkpoints/last.pt``)."""
+    if resume is None:
+        return None, None
+    path = Path(resume)
+    if path.is_dir():
+        checkpoint = path / "checkpoints" / "last.pt"
+        if not checkpoint.is_file():
+            raise CheckpointError(f"run directory {path} has no checkpoints/last.pt to resume from")
+        return checkpoint, path
+    if not path.is_file():
+        raise CheckpointError(f"cannot resume: {path} is neither a checkpoint file nor a run directory")
+    run_dir = path.parent.parent if path.parent.name == "checkpoints" else None
+    return path, run_dir
+
+
+def _share_path(path: Path | None) -> Path:
+    from oml_core.engine.distributed import broadcast_from_main
+
+    shared = broadcast_from_main(str(path) if path else None)
+    assert shared is not None
+    return Path(shared)
+
+
+def validate(
+    config_path: str | Path, *, checkpoint: str | Path | None, overrides: list[str] | None = None, host: Host | None = None
+) -> dict[str, Any]:
+    """``oml validate``: the retrieval metrics of a checkpoint on the config's validation split."""
+    cfg, host = _prepare(config_path, overrides, host)
+    rank, _ = distributed_info()
+    engine = build_engine(cfg, host, None)
+    try:
+        if checkpoint is not None:
+            load_model_weights(engine.model, checkpoint)
+        if engine.val_dataset is None:
+            raise OMLError(f"{cfg.data.dataframe} has no '{VALIDATION_SPLIT}' rows to validate on")
+        metrics = engine.validate()
+    finally:
+        engine.close()
+    if rank == 0:
+        run_dir = make_run_dir(cfg, kind="validate")
+        dump_yaml(host.registries.converter.unstructure(cfg), run_dir / "config.yaml")
+        (run_dir / "metrics.json").write_text(json.dumps(engine.state.metrics, indent=2), encoding="utf-8")
+        print(f"oml: metrics written to {run_dir / 'metrics.json'}", file=sys.stderr)
+    return metrics
+
+
+def predict(
+    config_path: str | Path,
+    *,
+    checkpoint: str | Path | None,
+    out: str | Path,
+    split: str | None = None,
+    overrides: list[str] | None = None,
+    host: Host | None = None,
+) -> Path:
+    """``oml predict``: embeddings of the config's dataframe (optionally one split) saved to ``out``
+    (a ``torch.save`` dict with ``embeddings`` (N, D), ``paths`` and ``labels``, readable with weights_only=True)."""
+    from oml_core.data import DatasetQueryGallery, read_dataframe
+    from oml_core.inference import inference
+
+    cfg, host = _prepare(config_path, overrides, host)
+    df = read_dataframe(cfg.data.dataframe)
+    if split is not None:
+        df = df[df[SPLIT_COLUMN] == split].reset_index(drop=True)
+        if not len(df):
+            raise OMLError(f"{cfg.data.dataframe} has no rows with split == {split!r}")
+    transform = build_transforms(host, cfg.data.transforms_val, cfg.data.im_size, train=False)
+    dataset = DatasetQueryGallery(df, dataset_root=cfg.data.dataset_root, transform=transform)
+    extractor = host.registries.extractors.create(cfg.extractor)
+    if checkpoint is not None:
+        load_model_weights(extractor, checkpoint)
+    device = torch.device(_device_for_rank(cfg.device))
+    embeddings = inference(extractor.to(device), dataset, batch_size=cfg.validation.batch_size, num_workers=cfg.data.num_workers, device=device)
+    out = Path(out)
+    if distributed_info()[0] == 0:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"embeddings": embeddings.cpu(), "paths": [str(p) for p in dataset.df["path"]]}
+        if LABELS_COLUMN in dataset.df.columns:
+            payload["labels"] = torch.as_tensor(dataset.df[LABELS_COLUMN].to_numpy())
+        from oml_core.engine.checkpoint import atomic_save
+
+        atomic_save(payload, out)
+    return out
