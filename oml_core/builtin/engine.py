@@ -28,7 +28,9 @@ def oml_register_loggers(registry: Registry[Any]) -> None:
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="YAML config file (see configs/)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. --set epochs=3")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. --set epochs=3"
+    )
 
 
 def _configure_train(parser: argparse.ArgumentParser) -> None:
@@ -40,13 +42,25 @@ def _train(args: argparse.Namespace, host: Host) -> int:
     from oml_core.pipelines.train import train
 
     result = train(args.config, overrides=args.set, resume=args.resume, host=host)
-    print(json.dumps({"run_dir": str(result.run_dir), "status": result.status, "before": result.metrics_before, "after": result.metrics_after}, indent=2))
+    print(
+        json.dumps(
+            {
+                "run_dir": str(result.run_dir),
+                "status": result.status,
+                "before": result.metrics_before,
+                "after": result.metrics_after,
+            },
+            indent=2,
+        )
+    )
     return 0 if result.status in ("completed", "stopped") else 130
 
 
 def _configure_validate(parser: argparse.ArgumentParser) -> None:
     _common(parser)
-    parser.add_argument("--checkpoint", default=None, help="engine checkpoint or state_dict file (default: the extractor's own weights)")
+    parser.add_argument(
+        "--checkpoint", default=None, help="engine checkpoint or state_dict file (default: the extractor's own weights)"
+    )
 
 
 def _validate(args: argparse.Namespace, host: Host) -> int:
@@ -76,5 +90,9 @@ def _predict(args: argparse.Namespace, host: Host) -> int:
 @hookimpl
 def oml_register_cli_commands(commands: CommandRegistry) -> None:
     commands.add("train", help="train a model from a config file", configure=_configure_train, run=_train)
-    commands.add("validate", help="retrieval metrics of a checkpoint on the validation split", configure=_configure_validate, run=_validate)
-    commands.add("predict", help="embeddings of a dataframe's images, saved to a file", configure=_configure_predict, run=_predict)
+    commands.add(
+        "validate", help="retrieval metrics of a checkpoint on the validation split", configure=_configure_validate, run=_validate
+    )
+    commands.add(
+        "predict", help="embeddings of a dataframe's images, saved to a file", configure=_configure_predict, run=_predict
+    )

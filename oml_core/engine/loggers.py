@@ -197,8 +197,9 @@ class TensorBoardLogger:
     def log_figure(self, name: str, figure: Any, step: int) -> None:
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=80)
-        width, height = (int(v) for v in figure.canvas.get_width_height())
-        self._write(encode_event(wall_time=time.time(), step=step, summary_values=[image_value(name, buffer.getvalue(), height, width)]))
+        png = buffer.getvalue()
+        width, height = struct.unpack(">II", png[16:24])  # the PNG IHDR chunk: the size actually written
+        self._write(encode_event(wall_time=time.time(), step=step, summary_values=[image_value(name, png, height, width)]))
 
     def close(self) -> None:
         if self._file is not None:

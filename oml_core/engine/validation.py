@@ -23,6 +23,7 @@ def embed_dataset(engine: Engine) -> torch.Tensor:
     """Embeddings of ``engine.val_dataset`` in dataset order (gathered from every rank under torch.distributed)."""
     from oml_core.inference import inference
 
+    assert engine.val_dataset is not None
     return inference(
         engine.model,
         engine.val_dataset,

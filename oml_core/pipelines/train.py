@@ -108,11 +108,15 @@ def build_datasets(cfg: TrainConfig, host: Host) -> tuple[Any, Any]:
         raise OMLError(f"{data.dataframe}: the dataframe needs a '{SPLIT_COLUMN}' column with train/validation rows")
     df_train = df[df[SPLIT_COLUMN] == TRAIN_SPLIT].reset_index(drop=True)
     df_val = df[df[SPLIT_COLUMN] == VALIDATION_SPLIT].reset_index(drop=True)
-    common = {"dataset_root": data.dataset_root, "cache_size": data.cache_size, "skip_unreadable": data.skip_unreadable}
-    train = DatasetWithLabels(df_train, transform=build_transforms(host, data.transforms_train, data.im_size, train=True), **common)
+    common: dict[str, Any] = {"dataset_root": data.dataset_root, "cache_size": data.cache_size, "skip_unreadable": data.skip_unreadable}
+    train = DatasetWithLabels(
+        df_train, transform=build_transforms(host, data.transforms_train, data.im_size, train=True), **common
+    )
     val = None
     if len(df_val):
-        val = DatasetQueryGallery(df_val, transform=build_transforms(host, data.transforms_val, data.im_size, train=False), **common)
+        val = DatasetQueryGallery(
+            df_val, transform=build_transforms(host, data.transforms_val, data.im_size, train=False), **common
+        )
     return train, val
 
 
@@ -368,7 +372,9 @@ def predict(
     if checkpoint is not None:
         load_model_weights(extractor, checkpoint)
     device = torch.device(_device_for_rank(cfg.device))
-    embeddings = inference(extractor.to(device), dataset, batch_size=cfg.validation.batch_size, num_workers=cfg.data.num_workers, device=device)
+    embeddings = inference(
+        extractor.to(device), dataset, batch_size=cfg.validation.batch_size, num_workers=cfg.data.num_workers, device=device
+    )
     out = Path(out)
     if distributed_info()[0] == 0:
         out.parent.mkdir(parents=True, exist_ok=True)
