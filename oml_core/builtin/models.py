@@ -1,1 +1,235 @@
-"""Built-in plugin: registers OML's own models components and commands (filled in by the models issue)."""
+"""Built-in plugin: the ``extractor_with_mlp`` and ``simple_cnn`` extractors, and the ``oml export`` and
+``oml embed`` commands."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import attrs
+
+from oml_core._markers import hookimpl
+from oml_core.errors import ConfigError, OMLError
+from oml_core.models import ExtractorWithMLP, SimpleCNNConfig, SimpleCNNExtractor
+from oml_core.registry import ExtractorChoice, TransformChoice
+
+if TYPE_CHECKING:
+    import torch
+
+    from oml_core.cli import CommandRegistry
+    from oml_core.host import Host
+    from oml_core.registry import Registry
+
+
+# ================================================================================================ components
+@attrs.frozen(kw_only=True)
+class ExtractorWithMLPConfig:
+    """``extractor_with_mlp``: any extractor plus an MLP head of sizes ``mlp_features`` (the last is ``feat_dim``)."""
+
+    extractor: ExtractorChoice
+    mlp_features: tuple[int, ...] = (384,)
+    weights: str | None = None
+    train_backbone: bool = False
+
+
+def _create_extractor_with_mlp(
+    extractor: Any, mlp_features: tuple[int, ...], weights: str | None, train_backbone: bool
+) -> ExtractorWithMLP:
+    return ExtractorWithMLP(extractor, list(mlp_features), weights=weights, train_backbone=train_backbone)
+
+
+def _create_simple_cnn(channels: tuple[int, ...], normalise_features: bool) -> SimpleCNNExtractor:
+    return SimpleCNNExtractor(channels=channels, normalise_features=normalise_features)
+
+
+@hookimpl
+def oml_register_extractors(registry: Registry[Any]) -> None:
+    registry.add(
+        "extractor_with_mlp",
+        config=ExtractorWithMLPConfig,
+        factory=_create_extractor_with_mlp,
+        summary="any extractor followed by an MLP projection head (OML's ExtractorWithMLP)",
+        example={"extractor": {"type": "simple_cnn", "channels": [8, 16]}, "mlp_features": [32, 8], "train_backbone": True},
+    )
+    registry.add(
+        "simple_cnn",
+        config=SimpleCNNConfig,
+        factory=_create_simple_cnn,
+        summary="a tiny CNN (stride-2 conv stages + average pooling) for smoke tests and CPU demos",
+        example={"channels": [8, 16]},
+    )
+
+
+# ================================================================================================ oml export
+def _configure_export(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", help="a checkpoint file (.pth, .ckpt, .pt, .safetensors) or a weights name")
+    parser.add_argument("--out", required=True, help="the .safetensors file to write")
+    parser.add_argument(
+        "--strip-prefix", default="", metavar="PREFIX", help="remove this prefix from the keys (e.g. 'model.'); drop other keys"
+    )
+
+
+def _export(args: argparse.Namespace, host: Host) -> int:
+    from oml_core.weights import load_checkpoint, resolve_weights, save_safetensors
+
+    out = Path(args.out)
+    if out.suffix != ".safetensors":
+        raise OMLError(f"oml export: --out must end with .safetensors, got {out}")
+    path, entry = resolve_weights(args.checkpoint, zoo=host.weights)
+    state_dict = load_checkpoint(path)
+    if args.strip_prefix:
+        kept = {k[len(args.strip_prefix) :]: v for k, v in state_dict.items() if k.startswith(args.strip_prefix)}
+        if not kept:
+            raise OMLError(f"oml export: no key of {path} starts with {args.strip_prefix!r} (first keys: {list(state_dict)[:3]})")
+        state_dict = kept
+    metadata = {"source": path.name, "format": "pt"}
+    if entry is not None:
+        metadata.update({"weights": entry.name, "arch": entry.arch, "extractor": entry.extractor})
+    save_safetensors(state_dict, out, metadata)
+    print(f"wrote {len(state_dict)} tensors from {path} to {out}")
+    return 0
+
+
+# ================================================================================================ oml embed
+@attrs.frozen(kw_only=True)
+class EmbedConfig:
+    """``oml embed``: embed every image of a dataframe and write the embeddings, in the dataframe's row order.
+
+    ``transforms`` empty: those of the extractor's ``weights`` if it is a weights name, else resize to ``im_size``
+    and ImageNet normalisation. ``out``: ``.safetensors`` (tensor ``embeddings``), ``.pt`` or ``.npy``.
+    """
+
+    pipeline: Literal["embed"] = "embed"
+    dataframe: Path
+    dataset_root: Path | None = None
+    extractor: ExtractorChoice
+    transforms: tuple[TransformChoice, ...] = ()
+    im_size: int = 224
+    batch_size: int = 128
+    num_workers: int = 0
+    device: str | None = None
+    out: Path = Path("embeddings.safetensors")
+
+
+def _configure_embed(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", help="an embed config (.yaml/.yml) or a dataframe (.csv/.parquet)")
+    parser.add_argument("--out", default=None, help="output file: .safetensors (default embeddings.safetensors), .pt or .npy")
+    parser.add_argument("--dataset-root", default=None, help="folder the dataframe's paths are relative to")
+    parser.add_argument("--extractor", default=None, help="registered extractor (default: the one of --weights)")
+    parser.add_argument("--weights", default=None, help="weights name or checkpoint path for the extractor")
+    parser.add_argument("--arch", default=None, help="architecture (default: the one of --weights)")
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--num-workers", type=int, default=None)
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1... (default: CUDA when available)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. --set extractor.gem_p=3.0"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _embed_config_data(args: argparse.Namespace, host: Host) -> tuple[dict[str, Any], str]:
+    from oml_core.config import apply_overrides, load_yaml
+
+    source = Path(args.source)
+    if source.suffix in {".yaml", ".yml"}:
+        data = load_yaml(source)
+        if not isinstance(data, dict):
+            raise ConfigError([f"$: expected a mapping at the top of the file, got {type(data).__name__}"], str(source))
+        data.setdefault("pipeline", "embed")
+    elif source.suffix in {".csv", ".parquet", ".tsv"}:
+        extractor: dict[str, Any] = {}
+        if args.weights is not None:
+            extractor["weights"] = args.weights
+            if args.weights in host.weights:
+                entry = host.weights.get(args.weights)
+                extractor["type"], extractor["arch"] = entry.extractor, entry.arch
+        if args.extractor is not None:
+            extractor["type"] = args.extractor
+        if args.arch is not None:
+            extractor["arch"] = args.arch
+        if "type" not in extractor:
+            raise OMLError("oml embed: name the model with --weights <weights name> or --extractor <type> (see `oml plugins`)")
+        data = {"dataframe": str(source), "extractor": extractor}
+    else:
+        raise OMLError(f"oml embed: {source} is neither a config (.yaml) nor a dataframe (.csv, .parquet)")
+    for key, value in (
+        ("dataset_root", args.dataset_root),
+        ("out", args.out),
+        ("batch_size", args.batch_size),
+        ("num_workers", args.num_workers),
+        ("device", args.device),
+    ):
+        if value is not None:
+            data[key] = value
+    return apply_overrides(data, list(args.set)), str(source)
+
+
+def _embed(args: argparse.Namespace, host: Host) -> int:
+    data, source = _embed_config_data(args, host)
+    config = host.registries.structure(data, EmbedConfig, source=source)
+    if config.out.suffix not in {".safetensors", ".pt", ".npy"}:
+        raise OMLError(f"oml embed: out must end with .safetensors, .pt or .npy, got {config.out}")
+    extractor = host.registries.extractors.create(config.extractor)
+    transforms = _embed_transforms(config, host)
+    from oml_core.data import DatasetWithLabels, read_dataframe
+    from oml_core.inference import inference
+
+    df = read_dataframe(config.dataframe)
+    dataset = DatasetWithLabels(df, dataset_root=config.dataset_root, transform=transforms)
+    embeddings = inference(
+        extractor, dataset, config.batch_size, config.num_workers, device=config.device, progress=not args.no_progress
+    )
+    _write_embeddings(embeddings, config, list(dataset.df["path"]))
+    print(f"wrote {tuple(embeddings.shape)} embeddings of {config.dataframe} to {config.out}")
+    return 0
+
+
+def _embed_transforms(config: EmbedConfig, host: Host) -> Any:
+    from oml_core.data.transforms import build_transforms, get_normalisation_resize_torch
+
+    if config.transforms:
+        return build_transforms(host, config.transforms)
+    options = config.extractor.config
+    weights = getattr(options, "weights", None)
+    if isinstance(weights, str) and weights in host.weights and host.weights.get(weights).transforms:
+        from oml_core.weights import get_transforms_for_pretrained
+
+        return get_transforms_for_pretrained(weights, host=host)[0]
+    return get_normalisation_resize_torch(config.im_size)
+
+
+def _write_embeddings(embeddings: torch.Tensor, config: EmbedConfig, paths: list[str]) -> None:
+    import json
+
+    import numpy as np
+    import torch
+
+    out = config.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    meta: Mapping[str, str] = {"dataframe": str(config.dataframe), "extractor": config.extractor.type, "rows": str(len(paths))}
+    if out.suffix == ".safetensors":
+        from oml_core.weights import save_safetensors
+
+        save_safetensors({"embeddings": embeddings}, out, {**meta, "paths": json.dumps(paths)})
+    elif out.suffix == ".pt":
+        torch.save({"embeddings": embeddings, "paths": paths, **meta}, out)
+    else:
+        np.save(out, embeddings.numpy())
+
+
+@hookimpl
+def oml_register_cli_commands(commands: CommandRegistry) -> None:
+    commands.add(
+        "export",
+        help="convert a checkpoint (or weights name) to .safetensors, loading it safely (weights_only)",
+        configure=_configure_export,
+        run=_export,
+    )
+    commands.add(
+        "embed",
+        help="embed every image of a dataframe with an extractor (config file or CSV plus options)",
+        configure=_configure_embed,
+        run=_embed,
+    )

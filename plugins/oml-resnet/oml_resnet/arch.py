@@ -1,0 +1,136 @@
+"""ResNets in plain torch with torchvision's module names, so that torchvision's ImageNet checkpoints (and MoCo's,
+whose keys are torchvision's under ``module.encoder_q.``) load with ``strict=True`` unchanged.
+
+Keys: ``conv1``, ``bn1``, ``layer{1..4}.{i}.conv{1,2[,3]}``, ``.bn{1,2[,3]}``, ``.downsample.0`` (1x1 conv) and
+``.downsample.1`` (BatchNorm), and ``fc`` when the classifier is kept. Bottleneck blocks stride in the 3x3 conv
+(torchvision's "ResNet v1.5").
+"""
+
+from __future__ import annotations
+
+import attrs
+from torch import Tensor, nn
+
+from oml_core.errors import OMLError
+from oml_core.models import GeM
+
+
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = downsample
+
+    def forward(self, x: Tensor) -> Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + identity)
+
+
+class Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, planes * self.expansion, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x: Tensor) -> Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + identity)
+
+
+@attrs.frozen
+class ResNetArch:
+    block: type[BasicBlock] | type[Bottleneck]
+    layers: tuple[int, int, int, int]
+
+    @property
+    def feat_dim(self) -> int:
+        return 512 * self.block.expansion
+
+
+#: The torchvision architectures, by name.
+ARCHS: dict[str, ResNetArch] = {
+    "resnet18": ResNetArch(BasicBlock, (2, 2, 2, 2)),
+    "resnet34": ResNetArch(BasicBlock, (3, 4, 6, 3)),
+    "resnet50": ResNetArch(Bottleneck, (3, 4, 6, 3)),
+    "resnet101": ResNetArch(Bottleneck, (3, 4, 23, 3)),
+    "resnet152": ResNetArch(Bottleneck, (3, 8, 36, 3)),
+}
+
+
+class ResNet(nn.Module):
+    """``(B, 3, H, W) -> (B, 512 * expansion)`` pooled features, or ``(B, num_classes)`` logits with ``fc``.
+
+    ``gem_p`` replaces average pooling by GeM pooling (no parameters: the state_dict stays torchvision's).
+
+    Example:
+        >>> ResNet(ARCHS["resnet18"], num_classes=None)(__import__("torch").rand(1, 3, 32, 32)).shape
+        torch.Size([1, 512])
+    """
+
+    def __init__(self, arch: ResNetArch, num_classes: int | None = 1000, gem_p: float | None = None) -> None:
+        super().__init__()
+        self.arch = arch
+        self.inplanes = 64
+        self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.layer1 = self._make_layer(64, arch.layers[0], stride=1)
+        self.layer2 = self._make_layer(128, arch.layers[1], stride=2)
+        self.layer3 = self._make_layer(256, arch.layers[2], stride=2)
+        self.layer4 = self._make_layer(512, arch.layers[3], stride=2)
+        self.avgpool: nn.Module = GeM(gem_p) if gem_p is not None else nn.AdaptiveAvgPool2d(1)
+        self.fc: nn.Module = nn.Linear(arch.feat_dim, num_classes) if num_classes else nn.Identity()
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    def _make_layer(self, planes: int, blocks: int, stride: int) -> nn.Sequential:
+        block = self.arch.block
+        downsample = None
+        if stride != 1 or self.inplanes != planes * block.expansion:
+            downsample = nn.Sequential(
+                nn.Conv2d(self.inplanes, planes * block.expansion, 1, stride=stride, bias=False),
+                nn.BatchNorm2d(planes * block.expansion),
+            )
+        layers: list[nn.Module] = [block(self.inplanes, planes, stride, downsample)]
+        self.inplanes = planes * block.expansion
+        layers += [block(self.inplanes, planes) for _ in range(1, blocks)]
+        return nn.Sequential(*layers)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """The feature map of ``layer4``: ``(B, 512 * expansion, H / 32, W / 32)``."""
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.avgpool(self.forward_features(x)).flatten(1))
+
+
+def build_resnet(arch: str, *, num_classes: int | None = 1000, gem_p: float | None = None) -> ResNet:
+    """A randomly initialised ResNet ``arch`` (a key of ``ARCHS``); ``num_classes=None`` has no ``fc``."""
+    if arch not in ARCHS:
+        raise OMLError(f"unknown ResNet arch {arch!r}; available: {', '.join(ARCHS)}")
+    return ResNet(ARCHS[arch], num_classes=num_classes, gem_p=gem_p)
