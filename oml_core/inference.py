@@ -292,10 +292,24 @@ def inference_on_dataframe(
         embeddings = inference_cached(
             extractor, dataset, batch_size, num_workers, key_parts=key_parts, cache_dir=cache_dir, **options
         )
-    is_train = torch.as_tensor((df["split"].astype(str) == "train").to_numpy())
-    df_train = df[is_train.numpy()].reset_index(drop=True)
-    df_val = df[~is_train.numpy()].reset_index(drop=True)
-    return embeddings[is_train], embeddings[~is_train], df_train, df_val
+    is_train = (df["split"].astype(str) == "train").to_numpy()
+    df_train = df[is_train].reset_index(drop=True)
+    df_val = _bool_columns(df[~is_train].reset_index(drop=True), ("is_query", "is_gallery"))
+    mask = torch.from_numpy(is_train.copy())
+    return embeddings[mask], embeddings[~mask], df_train, df_val
+
+
+def _bool_columns(df: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """Make ``is_query`` / ``is_gallery`` real bool columns when every value is a boolean (they are stored as
+    objects because the train rows leave them empty)."""
+    from oml_core.data.dataframe import parse_bool_column
+
+    for column in columns:
+        if column in df.columns:
+            parsed, _ = parse_bool_column(df[column])
+            if parsed.notna().all():
+                df[column] = parsed.astype(bool)
+    return df
 
 
 def _is_dataframe(value: Any) -> bool:

@@ -20,6 +20,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import warnings
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,6 +55,9 @@ class WeightsEntry:
         return is_sha256(self.sha256)
 
 
+_LIVE_ZOOS: list[weakref.ref[WeightsZoo]] = []
+
+
 class WeightsZoo:
     """Named weights, by name.
 
@@ -69,6 +73,8 @@ class WeightsZoo:
         self._current_plugin: str | None = None
         self.raise_on_duplicate = True
         self.conflicts: list[DuplicateComponentError] = []
+        # every host's zoo is findable by name lookups that are given no zoo (an extractor built by a registry)
+        _LIVE_ZOOS.append(weakref.ref(self))
 
     @contextmanager
     def registering(self, plugin: str) -> Iterator[WeightsZoo]:
@@ -324,7 +330,8 @@ def resolve_weights(
         return path, None
     if text.startswith("file://") and _file_url_path(text).is_file() and (zoo is None or not _entry_by_url(zoo, text)):
         return _file_url_path(text), None
-    zoo = zoo if zoo is not None else default_zoo()
+    if zoo is None:
+        zoo = find_zoo(text) or default_zoo()
     entry = zoo._entries.get(text) or _entry_by_url(zoo, text)
     if entry is not None:
         return download(entry.url, entry.sha256, name=entry.name, progress=progress), entry
@@ -339,6 +346,20 @@ def resolve_weights(
         + (f" (did you mean {hint[0]!r}?)" if hint else "")
         + f". Known names: {', '.join(zoo.names()) or 'none (install oml-vit or oml-resnet)'}."
     )
+
+
+def find_zoo(name: str) -> WeightsZoo | None:
+    """The most recently created zoo (of any host alive) that knows weights ``name``, or None.
+
+    This is how ``ViTExtractor("my_weights", ...)`` finds weights that a local plugin registered in the host that
+    builds the extractor, although the extractor is not given the host.
+    """
+    for ref in reversed(_LIVE_ZOOS):
+        zoo = ref()
+        if zoo is not None and name in zoo:
+            return zoo
+    _LIVE_ZOOS[:] = [ref for ref in _LIVE_ZOOS if ref() is not None]
+    return None
 
 
 def _entry_by_url(zoo: WeightsZoo, url: str) -> WeightsEntry | None:
@@ -376,7 +397,7 @@ def get_transforms_for_pretrained(name: str, *, host: Host | None = None) -> tup
     ``transforms, im_reader = get_transforms_for_pretrained("vits16_dino")``.
 
     The zoo entry holds a transforms spec (``{"type": <transforms component>, ...options}``), built with the
-    transforms registry of ``host`` (default: ``default_host()``). The reader opens a path as an RGB PIL image.
+    transforms registry of ``host`` (default: ``default_host()``). The reader is ``oml_core.data.read_image``.
 
     Example:
         >>> transforms, _ = get_transforms_for_pretrained("vits16_dino")   # doctest: +SKIP
@@ -391,10 +412,9 @@ def get_transforms_for_pretrained(name: str, *, host: Host | None = None) -> tup
 
 
 def _read_rgb(path: str | Path) -> Any:
-    from PIL import Image
+    from oml_core.data.images import read_image
 
-    with Image.open(path) as image:
-        return image.convert("RGB")
+    return read_image(path)
 
 
 # ================================================================================================ loading

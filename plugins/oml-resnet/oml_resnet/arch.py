@@ -9,6 +9,7 @@ Keys: ``conv1``, ``bn1``, ``layer{1..4}.{i}.conv{1,2[,3]}``, ``.bn{1,2[,3]}``, `
 from __future__ import annotations
 
 import attrs
+import torch
 from torch import Tensor, nn
 
 from oml_core.errors import OMLError
@@ -90,22 +91,34 @@ class ResNet(nn.Module):
         super().__init__()
         self.arch = arch
         self.inplanes = 64
-        self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
-        self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = self._make_layer(64, arch.layers[0], stride=1)
-        self.layer2 = self._make_layer(128, arch.layers[1], stride=2)
-        self.layer3 = self._make_layer(256, arch.layers[2], stride=2)
-        self.layer4 = self._make_layer(512, arch.layers[3], stride=2)
-        self.avgpool: nn.Module = GeM(gem_p) if gem_p is not None else nn.AdaptiveAvgPool2d(1)
-        self.fc: nn.Module = nn.Linear(arch.feat_dim, num_classes) if num_classes else nn.Identity()
+        device = torch.get_default_device()
+        # built on "meta" and initialised once by reset_parameters (torch's default init would be overwritten)
+        with torch.device("meta"):
+            self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
+            self.bn1 = nn.BatchNorm2d(64)
+            self.relu = nn.ReLU(inplace=True)
+            self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+            self.layer1 = self._make_layer(64, arch.layers[0], stride=1)
+            self.layer2 = self._make_layer(128, arch.layers[1], stride=2)
+            self.layer3 = self._make_layer(256, arch.layers[2], stride=2)
+            self.layer4 = self._make_layer(512, arch.layers[3], stride=2)
+            self.avgpool: nn.Module = GeM(gem_p) if gem_p is not None else nn.AdaptiveAvgPool2d(1)
+            self.fc: nn.Module = nn.Linear(arch.feat_dim, num_classes) if num_classes else nn.Identity()
+        if device.type != "meta":
+            self.to_empty(device=device)
+            self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """torchvision's initialisation: He-normal convolutions, unit BatchNorms with fresh statistics."""
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
             elif isinstance(module, nn.BatchNorm2d):
+                module.reset_running_stats()
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Linear):
+                module.reset_parameters()
 
     def _make_layer(self, planes: int, blocks: int, stride: int) -> nn.Sequential:
         block = self.arch.block

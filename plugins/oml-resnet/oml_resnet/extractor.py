@@ -10,7 +10,15 @@ from torch import Tensor, nn
 
 from oml_core.errors import OMLError
 from oml_core.models import normalise
-from oml_core.weights import WeightsZoo, load_checkpoint, load_weights_into, resolve_weights, strip_prefix
+from oml_core.weights import (
+    WeightsZoo,
+    default_zoo,
+    find_zoo,
+    load_checkpoint,
+    load_weights_into,
+    resolve_weights,
+    strip_prefix,
+)
 from oml_resnet.arch import ARCHS, ResNet, build_resnet
 
 ResNetArchName = Literal["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
@@ -70,11 +78,7 @@ class ResnetExtractor(nn.Module):
         Example:
             >>> extractor = ResnetExtractor.from_pretrained("resnet50_moco_v2")   # doctest: +SKIP
         """
-        zoo = _zoo_for(weights)
-        if zoo is None:
-            from oml_core.weights import default_zoo
-
-            zoo = default_zoo()
+        zoo = _zoo_for(weights) or find_zoo(weights) or default_zoo()
         entry = zoo.get(weights)
         kwargs.setdefault("arch", entry.arch)
         from oml_resnet.plugin import POOLING

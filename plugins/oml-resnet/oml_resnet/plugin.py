@@ -9,8 +9,8 @@ from oml_core.weights import PLACEHOLDER_SHA256
 from oml_resnet.extractor import ResnetConfig, create_resnet
 
 _TV = "https://download.pytorch.org/models"
-#: Resize the short side to 256, centre-crop 224, ImageNet normalisation: torchvision's evaluation transforms.
-TRANSFORMS_256_224: dict[str, Any] = {"type": "normalisation_resize", "im_size": 256, "crop_size": 224}
+#: Resize to 224 x 224 and ImageNet normalisation (the ``norm_resize_torch`` preset of the core transforms).
+TRANSFORMS_224: dict[str, Any] = {"type": "norm_resize_torch", "im_size": 224}
 
 # name: (arch, url, sha256, summary). torchvision names its files with the first 8 hex digits of their sha256; the
 # full values below start with them and were checked against several independent records. MoCo's full sha256 could
@@ -78,4 +78,4 @@ def oml_register_extractors(registry: Any) -> None:
 @hookimpl
 def oml_register_weights(zoo: Any) -> None:
     for name, (arch, url, sha256, summary) in WEIGHTS.items():
-        zoo.add(name, url=url, sha256=sha256, arch=arch, extractor="resnet", transforms=TRANSFORMS_256_224, summary=summary)
+        zoo.add(name, url=url, sha256=sha256, arch=arch, extractor="resnet", transforms=TRANSFORMS_224, summary=summary)

@@ -155,21 +155,28 @@ class VisionTransformer(nn.Module):
         self.patch_size = arch.patch_size
         self.embed_dim = arch.embed_dim
         grid = arch.img_size // arch.patch_size
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, arch.embed_dim))
-        self.pos_embed = nn.Parameter(torch.zeros(1, grid * grid + 1, arch.embed_dim))
-        self.register_tokens = (
-            nn.Parameter(torch.zeros(1, arch.num_register_tokens, arch.embed_dim)) if arch.num_register_tokens else None
-        )
-        self.mask_token = nn.Parameter(torch.zeros(1, arch.embed_dim)) if arch.mask_token else None
-        self.patch_embed = PatchEmbed(arch.patch_size, arch.embed_dim)
-        self.blocks = nn.ModuleList(
-            Block(arch.embed_dim, arch.num_heads, arch.mlp_ratio, arch.layer_scale) for _ in range(arch.depth)
-        )
-        self.norm = nn.LayerNorm(arch.embed_dim, eps=1e-6)
-        self.reset_parameters()
+        device = torch.get_default_device()
+        # built on "meta" and initialised once by reset_parameters: torch's default init of every layer, which
+        # reset_parameters overwrites anyway, would take most of the construction time
+        with torch.device("meta"):
+            self.cls_token = nn.Parameter(torch.zeros(1, 1, arch.embed_dim))
+            self.pos_embed = nn.Parameter(torch.zeros(1, grid * grid + 1, arch.embed_dim))
+            self.register_tokens = (
+                nn.Parameter(torch.zeros(1, arch.num_register_tokens, arch.embed_dim)) if arch.num_register_tokens else None
+            )
+            self.mask_token = nn.Parameter(torch.zeros(1, arch.embed_dim)) if arch.mask_token else None
+            self.patch_embed = PatchEmbed(arch.patch_size, arch.embed_dim)
+            self.blocks = nn.ModuleList(
+                Block(arch.embed_dim, arch.num_heads, arch.mlp_ratio, arch.layer_scale) for _ in range(arch.depth)
+            )
+            self.norm = nn.LayerNorm(arch.embed_dim, eps=1e-6)
+        if device.type != "meta":
+            self.to_empty(device=device)
+            self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Random initialisation as in the reference code (truncated normal, std 0.02, for weights and tokens)."""
+        """Random initialisation as in the reference code: truncated normal (std 0.02) weights and position
+        embeddings, zero biases, unit LayerNorms and layer scales, zero mask token."""
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         if self.arch.family == "dinov2":
             nn.init.normal_(self.cls_token, std=1e-6)
@@ -177,8 +184,13 @@ class VisionTransformer(nn.Module):
                 nn.init.normal_(self.register_tokens, std=1e-6)
         else:
             nn.init.trunc_normal_(self.cls_token, std=0.02)
+        if self.mask_token is not None:
+            nn.init.zeros_(self.mask_token)
+        self.patch_embed.proj.reset_parameters()
         for module in self.modules():
-            if isinstance(module, nn.Linear):
+            if isinstance(module, LayerScale):
+                nn.init.ones_(module.gamma)
+            elif isinstance(module, nn.Linear):
                 nn.init.trunc_normal_(module.weight, std=0.02)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)

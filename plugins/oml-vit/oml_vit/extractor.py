@@ -11,7 +11,15 @@ from torch import Tensor, nn
 
 from oml_core.errors import OMLError
 from oml_core.models import normalise
-from oml_core.weights import WeightsZoo, load_checkpoint, load_weights_into, resolve_weights, strip_prefix
+from oml_core.weights import (
+    WeightsZoo,
+    default_zoo,
+    find_zoo,
+    load_checkpoint,
+    load_weights_into,
+    resolve_weights,
+    strip_prefix,
+)
 from oml_vit.arch import ARCHS, VisionTransformer, build_vit
 
 ViTArchName = Literal[
@@ -76,11 +84,7 @@ class ViTExtractor(nn.Module):
         Example:
             >>> extractor = ViTExtractor.from_pretrained("vits16_dino")   # doctest: +SKIP
         """
-        zoo = _zoo_for(weights)
-        if zoo is None:
-            from oml_core.weights import default_zoo
-
-            zoo = default_zoo()
+        zoo = _zoo_for(weights) or find_zoo(weights) or default_zoo()
         entry = zoo.get(weights)
         kwargs.setdefault("arch", entry.arch)
         kwargs.setdefault("normalise_features", False)

@@ -10,7 +10,7 @@ from oml_vit.extractor import ViTConfig, create_vit
 
 _FB = "https://dl.fbaipublicfiles.com"
 #: What the DINO checkpoints were evaluated with: resize to 224 and ImageNet normalisation (as in OML).
-TRANSFORMS_224: dict[str, Any] = {"type": "normalisation_resize", "im_size": 224}
+TRANSFORMS_224: dict[str, Any] = {"type": "norm_resize_torch", "im_size": 224}
 
 # name: (arch, url, sha256, summary). The sha256 values were checked against several independent records of the
 # published files; PLACEHOLDER_SHA256 marks files whose full sha256 we could not confirm: those entries refuse to
