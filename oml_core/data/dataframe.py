@@ -543,11 +543,12 @@ class _Checker:
                 close = difflib.get_close_matches(value.lower().strip(), SPLITS, n=1, cutoff=0.3)
                 hints.append(f"{value!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
             self.error("unknown_split", f"split must be 'train' or 'validation'; found {', '.join(hints)}", _rows(unknown))
-        if self.mode == "query_gallery":
+        if self.mode == "query_gallery":  # every row is a validation row, whatever its split says
             self.is_val = pd.Series(True, index=self.df.index)
+            self.is_train = ~self.is_val
         else:
             self.is_val = column == VALIDATION_SPLIT
-        self.is_train = column == TRAIN_SPLIT
+            self.is_train = column == TRAIN_SPLIT
 
     def _check_query_gallery(self) -> None:
         if self.mode == "labeled" or self.is_val is None:
@@ -687,15 +688,15 @@ class _Checker:
             if conflicting.any():
                 self.error("conflicting_labels", "the same image (and box) has different labels", _rows(conflicting))
         if self.is_train is not None and self.is_val is not None and self.mode == "full":
-            in_train = keys[self.is_train[self.paths_ok]].drop_duplicates()
-            in_val = keys[self.is_val[self.paths_ok]]
-            if len(in_train) and len(in_val):
-                merged = in_val.reset_index().merge(in_train, on=key_columns, how="inner")
+            train_keys = keys[self.is_train[self.paths_ok]].drop_duplicates()
+            val_keys = keys[self.is_val[self.paths_ok]]
+            if len(train_keys) and len(val_keys):
+                merged = val_keys.assign(_row=list(val_keys.index)).merge(train_keys, on=key_columns, how="inner")
                 if len(merged):
                     self.warning(
                         "train_validation_overlap",
                         "these validation images (and boxes) are also train images",
-                        merged["index"].tolist(),
+                        merged["_row"].tolist(),
                     )
 
     def _check_matches(self) -> None:
@@ -710,8 +711,8 @@ class _Checker:
         if missing_rows:
             self.warning(
                 "query_without_match",
-                "these queries have no gallery item of their label other than themselves (or their sequence); their "
-                "retrieval metrics are undefined and OML leaves them out",
+                "these queries have no gallery item of their label other than themselves (or items of their own "
+                "sequence), so nothing correct can be retrieved for them",
                 missing_rows,
             )
 

@@ -77,10 +77,10 @@ class _ImageDataFrameDataset(Dataset[dict[str, Any]]):
         report = check_dataset_dataframe(
             df, mode=self._mode, dataset_root=dataset_root, allow_absolute_paths=allow_absolute_paths
         )
+        report.source = report.source or f"the dataframe given to {type(self).__name__}"
         if report.errors:
-            report.source = report.source or f"the dataframe given to {type(self).__name__}"
             raise DataFrameError(report)
-        report.warn(stacklevel=3)
+        report.warn(stacklevel=2)
         if transform is not None and not callable(transform):
             raise OMLError(f"{type(self).__name__}: transform must be callable (image -> tensor), got {type(transform).__name__}")
         if cache_size < 0:
@@ -166,7 +166,7 @@ class _ImageDataFrameDataset(Dataset[dict[str, Any]]):
         if len(bad) == len(self._paths):
             raise OMLError(f"{type(self).__name__}: none of the {len(bad)} images can be read, e.g. {reasons[0]}")
         shown = "; ".join(reasons[:20]) + (f"; and {len(reasons) - 20} more" if len(reasons) > 20 else "")
-        warnings.warn(f"{type(self).__name__}: skipping {len(bad)} unreadable image(s): {shown}", UserWarning, stacklevel=4)
+        warnings.warn(f"{type(self).__name__}: skipping {len(bad)} unreadable image(s): {shown}", UserWarning, stacklevel=3)
         keep = np.setdiff1d(np.arange(len(self._paths)), np.asarray(bad))
         self._row_names = [self._row_names[i] for i in keep]
         self.df = self.df.iloc[keep].reset_index(drop=True)

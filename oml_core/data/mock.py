@@ -44,8 +44,9 @@ from oml_core.errors import OMLError
 MOCK_DATASET_PATH = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "oml" / "mock_dataset"
 MOCK_DATAFRAMES = ("df.csv", "df_with_category.csv", "df_with_bboxes.csv", "df_with_sequence.csv")
 MANIFEST_NAME = "mock_manifest.json"
-_GENERATOR_VERSION = 1
+_GENERATOR_VERSION = 2
 _SUPERSAMPLING = 4
+_MIN_CONTRAST = 80.0  # RGB distance between the shape's colour and any background colour
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (215, 35, 35),
@@ -183,6 +184,20 @@ def _pattern(pattern: str, size: int, rng: np.random.Generator) -> np.ndarray:
     return np.where(dots, 0.4, 1.0).astype(np.float32)
 
 
+def _background_colours(fill: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Two background colours such that every colour of the gradient between them is at least
+    ``_MIN_CONTRAST`` away from ``fill``: the shape stays visible, however the background is drawn."""
+    for _ in range(100):
+        start = rng.uniform(60, 200) + rng.uniform(-30, 30, 3)
+        end = rng.uniform(60, 200) + rng.uniform(-30, 30, 3)
+        along = end - start
+        t = float(np.clip(np.dot(fill - start, along) / max(float(np.dot(along, along)), 1e-9), 0.0, 1.0))
+        if np.linalg.norm(start + t * along - fill) >= _MIN_CONTRAST:
+            return start, end
+    grey = np.full(3, 40.0 if fill.mean() > 128 else 215.0)  # practically never reached
+    return grey, grey
+
+
 def render_instance(identity: Identity, size: int, rng: np.random.Generator) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """One image ``(size, size, 3)`` uint8 of ``identity`` and the box ``(x1, y1, x2, y2)`` around the shape.
 
@@ -192,9 +207,9 @@ def render_instance(identity: Identity, size: int, rng: np.random.Generator) -> 
         ((32, 32, 3), dtype('uint8'), True)
     """
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
-    # background: a gradient between two muted random colours
-    start = rng.uniform(70, 190, 3) + rng.uniform(-35, 35, 3)
-    end = rng.uniform(70, 190, 3) + rng.uniform(-35, 35, 3)
+    fill = np.clip(np.asarray(COLOURS[identity.colour], dtype=np.float64) * rng.uniform(0.9, 1.08), 0, 255)
+    # background: a gradient between two muted random colours, none of it close to the shape's colour
+    start, end = _background_colours(fill, rng)
     direction = rng.uniform(0, 2 * math.pi)
     t = np.clip(0.5 + (xx - 0.5) * math.cos(direction) + (yy - 0.5) * math.sin(direction), 0, 1)[..., None]
     canvas = (start * (1 - t) + end * t).astype(np.float32)
@@ -213,9 +228,8 @@ def render_instance(identity: Identity, size: int, rng: np.random.Generator) -> 
     margin = radius * 0.9
     centre = (float(rng.uniform(margin, size - margin)), float(rng.uniform(margin, size - margin)))
     mask = _shape_mask(identity.shape, size, centre, radius, float(rng.uniform(0, 2 * math.pi)))
-    fill = np.asarray(COLOURS[identity.colour], dtype=np.float32) * rng.uniform(0.85, 1.1)
     shade = _pattern(identity.pattern, size, rng)[..., None]
-    canvas = canvas * (1 - mask[..., None]) + np.clip(fill * shade, 0, 255) * mask[..., None]
+    canvas = canvas * (1 - mask[..., None]) + fill * shade * mask[..., None]
     canvas += rng.normal(0.0, rng.uniform(3.0, 9.0), canvas.shape)
     image = np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
     ys, xs = np.nonzero(mask > 0.25)

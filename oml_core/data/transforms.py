@@ -78,9 +78,14 @@ def to_pil(tensor: Tensor) -> Image.Image:
         (255, 255, 255)
     """
     if tensor.dtype != torch.uint8:
-        tensor = tensor.detach().clamp(0, 1).mul(255).round().to(torch.uint8)
+        tensor = _round_to_uint8(tensor.detach().clamp(0, 1).mul(255))
     array = tensor.permute(1, 2, 0).cpu().numpy()
     return Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
+
+
+def _round_to_uint8(tensor: Tensor) -> Tensor:
+    # floor(x + 0.5) rounds halves up, as pillow does; it is also much faster than Tensor.round() on CPU here
+    return tensor.clamp(0, 255).add(0.5).floor().to(torch.uint8)
 
 
 def _size_hw(image: ImageOrTensor) -> tuple[int, int]:
@@ -117,7 +122,7 @@ def _resize(image: ImageOrTensor, size_hw: tuple[int, int], interpolation: str) 
     antialias = mode in ("bilinear", "bicubic")
     kwargs: dict[str, Any] = {"antialias": True, "align_corners": False} if antialias else {}
     out = F.interpolate(batch, size=(height, width), mode=mode, **kwargs)[0]
-    return out.round().clamp(0, 255).to(torch.uint8) if uint8 else out
+    return _round_to_uint8(out) if uint8 else out
 
 
 def _crop(image: ImageOrTensor, top: int, left: int, height: int, width: int) -> ImageOrTensor:
@@ -378,7 +383,7 @@ class ColorJitter:
                 tensor = (adjust_brightness, adjust_contrast, adjust_saturation)[index](tensor, factor)
         if was_pil:
             return to_pil(tensor)
-        return tensor.mul(255).round().to(torch.uint8) if was_uint8 else tensor
+        return _round_to_uint8(tensor.mul(255)) if was_uint8 else tensor
 
     def __repr__(self) -> str:
         return (
