@@ -26,6 +26,12 @@ def oml_register_loggers(registry: Registry[Any]) -> None:
     )
 
 
+def _rank() -> int:
+    from oml_core.engine.distributed import distributed_info
+
+    return distributed_info()[0]
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="YAML config file (see configs/)")
     parser.add_argument(
@@ -42,17 +48,18 @@ def _train(args: argparse.Namespace, host: Host) -> int:
     from oml_core.pipelines.train import train
 
     result = train(args.config, overrides=args.set, resume=args.resume, host=host)
-    print(
-        json.dumps(
-            {
-                "run_dir": str(result.run_dir),
-                "status": result.status,
-                "before": result.metrics_before,
-                "after": result.metrics_after,
-            },
-            indent=2,
+    if _rank() == 0:
+        print(
+            json.dumps(
+                {
+                    "run_dir": str(result.run_dir),
+                    "status": result.status,
+                    "before": result.metrics_before,
+                    "after": result.metrics_after,
+                },
+                indent=2,
+            )
         )
-    )
     return 0 if result.status in ("completed", "stopped") else 130
 
 
@@ -68,7 +75,8 @@ def _validate(args: argparse.Namespace, host: Host) -> int:
     from oml_core.pipelines.train import validate
 
     metrics = validate(args.config, checkpoint=args.checkpoint, overrides=args.set, host=host)
-    print(json.dumps(flatten_metrics(metrics), indent=2))
+    if _rank() == 0:
+        print(json.dumps(flatten_metrics(metrics), indent=2))
     return 0
 
 

@@ -38,9 +38,9 @@ def validation_columns(dataset: Any) -> dict[str, Any]:
     """Labels, query/gallery flags and (when present) categories, sequences and paths of a query-gallery dataset."""
     df = dataset.df
     columns: dict[str, Any] = {
-        "labels": torch.as_tensor(df[LABELS_COLUMN].to_numpy(), dtype=torch.long),
-        "is_query": torch.as_tensor(df[IS_QUERY_COLUMN].astype(bool).to_numpy()),
-        "is_gallery": torch.as_tensor(df[IS_GALLERY_COLUMN].astype(bool).to_numpy()),
+        "labels": torch.tensor(df[LABELS_COLUMN].to_numpy(), dtype=torch.long),
+        "is_query": torch.tensor(df[IS_QUERY_COLUMN].astype(bool).to_numpy()),
+        "is_gallery": torch.tensor(df[IS_GALLERY_COLUMN].astype(bool).to_numpy()),
         "idx": torch.arange(len(df)),
         "paths": [str(p) for p in df[PATHS_COLUMN]],
     }

@@ -177,6 +177,7 @@ def _metric_args(cfg: TrainConfig) -> dict[str, Any]:
         "map_top_k": v.map_top_k,
         "fmr_vals": v.fmr_vals,
         "pcf_variance": v.pcf_variance,
+        "metric": v.metric,
     }
 
 
