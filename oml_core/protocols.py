@@ -182,10 +182,17 @@ class Postprocessor(Protocol):
 
 @runtime_checkable
 class EmbeddingStore(Protocol):
-    """Persistent nearest-neighbour search over stored embeddings, keyed by int64 ids.
+    """Persistent nearest-neighbour search over stored embeddings, keyed by non-negative int64 ids.
+
+    Distances follow one convention in every store: ``euclidean`` is L2 (not squared), ``cosine`` is ``1 - cos``,
+    ``dot`` is ``-<q, x>``; smaller is nearer. Misuse (an id already stored, a wrong dimension, NaN values) raises
+    ``oml_core.stores.StoreError`` and leaves the store unchanged. A store may declare ``exact = False`` and the
+    ``expected_recall`` (recall@10) it reaches; ``oml_core.testing.contracts.stores`` checks both. Open one by URL
+    with ``oml_core.stores.open_store`` (``gallery.db``, ``postgresql://...``, ``faiss:///dir``).
 
     Example:
-        >>> with host.open_store("sqlite:///gallery.db", dim=384) as store:   # doctest: +SKIP
+        >>> from oml_core.stores import open_store
+        >>> with open_store(host, "sqlite:///gallery.db", dim=384) as store:   # doctest: +SKIP
         ...     store.add([1, 2], embeddings, metadata=[{"path": "a.jpg"}, {"path": "b.jpg"}])
         ...     ids, distances = store.search(queries, k=5)
     """
@@ -199,20 +206,30 @@ class EmbeddingStore(Protocol):
         ...
 
     def add(
-        self, ids: Sequence[int] | Tensor, embeddings: Tensor, metadata: Sequence[Mapping[str, Any]] | None = None
-    ) -> None: ...
-
-    def search(self, queries: Tensor, k: int, filter: Mapping[str, Any] | None = None) -> tuple[Tensor, Tensor]:
-        """Return ``(ids (Q, k) int64, distances (Q, k) float32)``, nearest first; ``-1`` pads missing ids."""
+        self, ids: Sequence[int] | Tensor, embeddings: Tensor, metadata: Sequence[Mapping[str, Any] | None] | None = None
+    ) -> None:
+        """Store one batch, all of it or (on any error) none of it; metadata are JSON objects, one per id."""
         ...
 
-    def get(self, ids: Sequence[int] | Tensor) -> tuple[Tensor, list[dict[str, Any]]]: ...
+    def search(self, queries: Tensor, k: int, filter: Mapping[str, Any] | None = None) -> tuple[Tensor, Tensor]:
+        """Return ``(ids (Q, k) int64, distances (Q, k) float32)``, nearest first; ``-1`` ids with ``inf``
+        distances pad queries with fewer than ``k`` results. ``filter``: only items whose metadata hold all of
+        these ``key: value`` pairs."""
+        ...
 
-    def delete(self, ids: Sequence[int] | Tensor) -> int: ...
+    def get(self, ids: Sequence[int] | Tensor) -> tuple[Tensor, list[dict[str, Any]]]:
+        """The stored embeddings ``(N, dim)`` and metadata of ``ids``, in that order; unknown ids are an error."""
+        ...
+
+    def delete(self, ids: Sequence[int] | Tensor) -> int:
+        """Remove ``ids``; returns how many of them were stored."""
+        ...
 
     def count(self) -> int: ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Persist what is pending and release the store; using it afterwards is an error."""
+        ...
 
     def __enter__(self) -> EmbeddingStore: ...
 

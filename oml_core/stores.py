@@ -1,0 +1,367 @@
+"""Opening embedding stores by URL, and the checks and distance helpers that every store shares.
+
+A store is a plugin component (kind ``stores``) that satisfies ``oml_core.protocols.EmbeddingStore``.
+``open_store`` picks the registered store from the URL's scheme:
+
+=============================================  ===========  ===================
+URL                                            store        distribution
+=============================================  ===========  ===================
+``sqlite:///gallery.db``, ``gallery.db``       ``sql``      ``oml-store-sql``
+``postgresql://user@host/db``                  ``sql``      ``oml-store-sql``
+``faiss:///path/to/dir``, an existing folder   ``faiss``    ``oml-store-faiss``
+=============================================  ===========  ===================
+
+Distances follow one convention whatever the backend, so that results from any store can be compared:
+``euclidean`` is the L2 distance (not squared), ``cosine`` is ``1 - cos``, ``dot`` is ``-<q, x>``; smaller is
+nearer in all three. Searches return ``-1`` ids and ``inf`` distances where fewer than ``k`` items match.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from oml_core.errors import OMLError, UnknownComponentError
+
+if TYPE_CHECKING:
+    from oml_core.host import Host
+    from oml_core.protocols import EmbeddingStore
+
+__all__ = [
+    "METRICS",
+    "Metric",
+    "StoreError",
+    "TopK",
+    "check_add_batch",
+    "check_ids",
+    "check_queries",
+    "existing_ids",
+    "metadata_matches",
+    "open_store",
+    "pairwise_distances",
+    "resolve_store_url",
+]
+
+Metric = Literal["euclidean", "cosine", "dot"]
+METRICS: tuple[str, ...] = ("euclidean", "cosine", "dot")
+
+#: URL forms and the store each one opens (shown in errors).
+SCHEMES: tuple[tuple[str, str, str], ...] = (
+    ("sqlite:///PATH.db or a plain PATH.db / .sqlite / .sqlite3", "sql", "oml-store-sql"),
+    ("postgresql://USER@HOST/DB (pgvector)", "sql", "oml-store-sql"),
+    ("faiss:///DIR, an existing folder, or DIR.faiss", "faiss", "oml-store-faiss"),
+)
+
+_SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+_MAX_ID = 2**63 - 1
+
+
+class StoreError(OMLError):
+    """A store was misused or holds something unexpected (wrong dimension, duplicate id, NaN vector, ...)."""
+
+
+# ----------------------------------------------------------------------------------------------- opening
+def resolve_store_url(url: str | Path) -> tuple[str, str]:
+    """Return ``(store name, normalised location)`` for ``url``: the registered store that serves it and the
+    URL (``sql``) or folder path (``faiss``) to pass to it.
+
+    Example:
+        >>> resolve_store_url("gallery.db")
+        ('sql', 'sqlite:///gallery.db')
+        >>> resolve_store_url("faiss:///tmp/index")
+        ('faiss', '/tmp/index')
+    """
+    text = str(url)
+    lowered = text.lower()
+    if lowered.startswith("sqlite:"):
+        return "sql", text
+    if lowered.startswith(("postgresql:", "postgresql+", "postgres:")):
+        if lowered.startswith("postgres:"):  # the short form libpq accepts but SQLAlchemy does not
+            text = "postgresql:" + text[len("postgres:") :]
+        return "sql", text
+    if lowered.startswith("faiss://"):
+        folder = text[len("faiss://") :]
+        if not folder:
+            raise StoreError(f"store URL {text!r} names no folder; write faiss:///path/to/dir (three slashes: an absolute path)")
+        return "faiss", folder
+    if "://" in text:
+        raise StoreError(f"store URL {text!r} has an unknown scheme. {_schemes_text()}")
+    path = Path(text)
+    if path.suffix.lower() in _SQLITE_SUFFIXES:
+        return "sql", f"sqlite:///{text}"
+    if path.is_dir() or path.suffix.lower() == ".faiss":
+        return "faiss", text
+    raise StoreError(f"cannot tell which store {text!r} is: not an existing folder, and no known suffix. {_schemes_text()}")
+
+
+def _schemes_text() -> str:
+    return "Known store locations: " + "; ".join(f"{form} -> store {name!r} ({dist})" for form, name, dist in SCHEMES) + "."
+
+
+def open_store(
+    host: Host, url: str | Path, *, dim: int | None = None, metric: str | None = None, **options: Any
+) -> EmbeddingStore:
+    """Open (or create) the store at ``url`` with the store plugin that serves its scheme.
+
+    ``dim`` and ``metric`` are needed to create a store; an existing one remembers them (passing different values
+    is an error). ``options`` are further fields of the store's config (e.g. ``index="hnsw"`` for FAISS,
+    ``table="gallery"`` for SQL).
+
+    Example:
+        >>> from oml_core import Host
+        >>> with open_store(Host(), "sqlite:///gallery.db", dim=384, metric="cosine") as store:  # doctest: +SKIP
+        ...     store.add([1, 2], torch.randn(2, 384), metadata=[{"path": "a.jpg"}, {"path": "b.jpg"}])
+        ...     ids, distances = store.search(torch.randn(3, 384), k=5)
+    """
+    name, location = resolve_store_url(url)
+    registry = host.registries.stores
+    try:
+        registry.get(name)
+    except UnknownComponentError as exc:  # its message says what to install, or why the installed plugin broke
+        raise StoreError(f"store URL {str(url)!r} needs the {name!r} store: {exc} {_schemes_text()}") from None
+    if metric is not None and metric not in METRICS:
+        raise StoreError(f"unknown metric {metric!r} for store {str(url)!r}; choose one of {', '.join(METRICS)}")
+    location_field = "url" if name == "sql" else "path"
+    config = {location_field: location, "dim": dim, "metric": metric, **options}
+    store: EmbeddingStore = registry.create(name, config)
+    return store
+
+
+# ----------------------------------------------------------------------------------------------- validation
+def check_ids(ids: Sequence[int] | Tensor | np.ndarray, *, what: str = "ids") -> np.ndarray:
+    """Return ``ids`` as a 1-d int64 numpy array, or raise a StoreError saying what is wrong with them.
+
+    Ids are non-negative int64 (``-1`` marks padding in search results).
+
+    Example:
+        >>> check_ids([3, 1]).tolist()
+        [3, 1]
+    """
+    if isinstance(ids, Tensor):
+        ids = ids.detach().cpu().numpy()
+    array = np.asarray(ids)
+    if array.ndim != 1:
+        raise StoreError(f"{what} must be a 1-d sequence of integers, got shape {tuple(array.shape)}")
+    if array.size and not np.issubdtype(array.dtype, np.integer):
+        if array.dtype == object or not np.all(np.isfinite(array.astype(np.float64))) or np.any(array != np.round(array)):
+            raise StoreError(f"{what} must be integers, got dtype {array.dtype} (first values: {array[:3].tolist()})")
+    if array.size and (np.any(array < 0) or np.any(array > _MAX_ID)):
+        bad = array[(array < 0) | (array > _MAX_ID)][:5].tolist()
+        raise StoreError(f"{what} must be non-negative int64 values (-1 marks padding in results), got {bad}")
+    return array.astype(np.int64, copy=False)
+
+
+def _as_float32_matrix(x: Tensor | np.ndarray | Sequence[Sequence[float]], dim: int, what: str) -> np.ndarray:
+    if isinstance(x, Tensor):
+        x = x.detach().to("cpu", torch.float32).numpy()
+    array = np.asarray(x, dtype=np.float32)
+    if array.ndim == 1 and array.size == dim:
+        array = array[None, :]
+    if array.ndim != 2:
+        raise StoreError(f"{what} must be a 2-d (N, {dim}) array, got shape {tuple(array.shape)}")
+    if array.shape[1] != dim:
+        raise StoreError(f"{what} have dimension {array.shape[1]}, but this store holds {dim}-d embeddings")
+    finite = np.isfinite(array).all(axis=1)
+    if not finite.all():
+        rows = np.flatnonzero(~finite)[:5].tolist()
+        raise StoreError(f"{what} contain NaN or infinite values in rows {rows}; a store only holds finite vectors")
+    return np.ascontiguousarray(array)
+
+
+def check_queries(queries: Tensor | np.ndarray, dim: int, k: int, metric: str | None = None) -> np.ndarray:
+    """Validate a search: ``queries`` (Q, dim) finite (and not all-zero for ``cosine``), ``k`` a positive int;
+    returns float32 (Q, dim)."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise StoreError(f"k must be a positive integer, got {k!r}")
+    q = _as_float32_matrix(queries, dim, "queries")
+    if metric == "cosine":
+        _reject_zero_vectors(q, None)
+    return q
+
+
+def _reject_zero_vectors(x: np.ndarray, ids: np.ndarray | None) -> None:
+    zero = ~np.any(x != 0, axis=1)
+    if zero.any():
+        where = f"ids {ids[zero][:5].tolist()}" if ids is not None else f"query rows {np.flatnonzero(zero)[:5].tolist()}"
+        raise StoreError(f"all-zero vectors ({where}) have no direction, so a cosine store can neither hold nor search them")
+
+
+def check_add_batch(
+    ids: Sequence[int] | Tensor | np.ndarray,
+    embeddings: Tensor | np.ndarray,
+    metadata: Sequence[Mapping[str, Any] | None] | None,
+    dim: int,
+    metric: str | None = None,
+) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
+    """Validate one ``add`` batch; returns ``(ids int64 (N,), embeddings float32 (N, dim), metadata dicts)``.
+
+    Raises a StoreError naming the offending ids / rows: repeated ids in the batch, wrong dimension, NaN or
+    infinite values, all-zero vectors in a ``cosine`` store, a metadata list of another length, metadata that is
+    not a JSON object.
+
+    Example:
+        >>> ids, x, meta = check_add_batch([1, 2], torch.zeros(2, 4), None, dim=4)
+        >>> x.dtype, meta
+        (dtype('float32'), [{}, {}])
+    """
+    id_array = check_ids(ids)
+    x = _as_float32_matrix(embeddings, dim, "embeddings")
+    if len(x) != len(id_array):
+        raise StoreError(f"got {len(id_array)} ids but {len(x)} embeddings; pass one id per embedding")
+    unique, counts = np.unique(id_array, return_counts=True)
+    if len(unique) != len(id_array):
+        raise StoreError(f"duplicate ids within one batch: {unique[counts > 1][:10].tolist()}")
+    if metric == "cosine":
+        _reject_zero_vectors(x, id_array)
+    if metadata is None:
+        meta: list[dict[str, Any]] = [{} for _ in range(len(id_array))]
+    else:
+        given = list(metadata)
+        if len(given) != len(id_array):
+            raise StoreError(f"got {len(id_array)} ids but {len(given)} metadata entries; pass one dict (or None) per id")
+        meta = [_check_metadata(m, int(i)) for m, i in zip(given, id_array)]
+    return id_array, x, meta
+
+
+def _check_metadata(value: Mapping[str, Any] | None, item_id: int) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise StoreError(f"metadata of id {item_id} must be a dict (a JSON object), got {type(value).__name__}")
+    try:
+        # allow_nan=False: NaN is not JSON and PostgreSQL's jsonb rejects it; say so here, naming the id
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"metadata of id {item_id} is not JSON-serialisable: {exc}") from None
+    return dict(value)
+
+
+def metadata_json(value: Mapping[str, Any]) -> str:
+    """The JSON text a store writes for one item's metadata (stable key order, unicode kept)."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, sort_keys=True)
+
+
+def check_filter(filter: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Validate a search filter: a mapping of metadata key -> scalar value (all must be equal)."""
+    if filter is None:
+        return {}
+    if not isinstance(filter, Mapping):
+        raise StoreError(f"filter must be a dict of metadata key -> value, got {type(filter).__name__}")
+    for key, value in filter.items():
+        if not isinstance(key, str):
+            raise StoreError(f"filter keys must be strings, got {key!r}")
+        if value is not None and not isinstance(value, (str, int, float, bool)):
+            raise StoreError(f"filter value of {key!r} must be a string, number, bool or None, got {type(value).__name__}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise StoreError(f"filter value of {key!r} must be finite, got {value!r}")
+    return dict(filter)
+
+
+def metadata_matches(metadata: Mapping[str, Any], filter: Mapping[str, Any]) -> bool:
+    """True if ``metadata[key] == value`` for every item of ``filter`` (a missing key never matches).
+
+    Example:
+        >>> metadata_matches({"split": "gallery", "label": 3}, {"split": "gallery"})
+        True
+    """
+    missing = object()
+    for key, value in filter.items():
+        got = metadata.get(key, missing)
+        if got is missing or isinstance(got, bool) != isinstance(value, bool) or got != value:
+            return False
+    return True
+
+
+# ----------------------------------------------------------------------------------------------- search helpers
+def pairwise_distances(queries: Tensor, vectors: Tensor, metric: str) -> Tensor:
+    """Distances ``(Q, N)`` under the stores' convention: L2, ``1 - cos`` or ``-dot`` (smaller is nearer).
+
+    Example:
+        >>> pairwise_distances(torch.tensor([[0.0, 0.0]]), torch.tensor([[3.0, 4.0]]), "euclidean")
+        tensor([[5.]])
+    """
+    if metric == "euclidean":
+        return torch.cdist(queries, vectors).clamp_min_(0.0)
+    if metric == "cosine":
+        q = torch.nn.functional.normalize(queries, dim=1)
+        x = torch.nn.functional.normalize(vectors, dim=1)
+        return 1.0 - q @ x.T
+    if metric == "dot":
+        return -(queries @ vectors.T)
+    raise StoreError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+
+
+class TopK:
+    """Keeps the ``k`` nearest items per query while chunks of the gallery stream past (exact search without
+    holding the gallery in memory).
+
+    Example:
+        >>> topk = TopK(n_queries=1, k=2)
+        >>> topk.push(torch.tensor([[3.0, 1.0]]), torch.tensor([10, 11]))
+        >>> topk.push(torch.tensor([[2.0]]), torch.tensor([12]))
+        >>> topk.result()
+        (tensor([[11, 12]]), tensor([[1., 2.]]))
+    """
+
+    def __init__(self, n_queries: int, k: int) -> None:
+        self.k = k
+        self.distances = torch.full((n_queries, k), math.inf, dtype=torch.float32)
+        self.ids = torch.full((n_queries, k), -1, dtype=torch.int64)
+
+    def push(self, distances: Tensor, ids: Tensor) -> None:
+        """Merge ``distances`` (Q, n) of the items ``ids`` (n,) into the running top-k."""
+        if distances.shape[1] == 0:
+            return
+        kk = min(self.k, distances.shape[1])
+        d, j = torch.topk(distances, kk, dim=1, largest=False, sorted=False)
+        all_d = torch.cat([self.distances, d.to(torch.float32)], dim=1)
+        all_i = torch.cat([self.ids, ids.to(torch.int64)[j]], dim=1)
+        best_d, best_j = torch.topk(all_d, self.k, dim=1, largest=False, sorted=True)
+        self.distances, self.ids = best_d, torch.gather(all_i, 1, best_j)
+
+    def result(self) -> tuple[Tensor, Tensor]:
+        """``(ids (Q, k) int64, distances (Q, k) float32)``, nearest first, ``-1`` / ``inf`` where none."""
+        ids = self.ids.clone()
+        ids[torch.isinf(self.distances)] = -1
+        return ids, self.distances.clone()
+
+
+def existing_ids(store: EmbeddingStore, ids: Sequence[int] | Tensor | np.ndarray) -> np.ndarray:
+    """Boolean mask: which of ``ids`` the store already holds (used to resume an interrupted ``oml index``).
+
+    Uses the store's ``contains(ids)`` when it has one (both OML stores do), else probes with ``get``.
+
+    Example:
+        >>> existing_ids(store, [1, 2, 3])  # doctest: +SKIP
+        array([ True, False,  True])
+    """
+    id_array = check_ids(ids)
+    contains = getattr(store, "contains", None)
+    if callable(contains):
+        return np.asarray(contains(id_array), dtype=bool)
+    mask = np.zeros(len(id_array), dtype=bool)
+    for row, item_id in enumerate(id_array.tolist()):
+        try:
+            store.get([item_id])
+        except OMLError:
+            continue
+        mask[row] = True
+    return mask
+
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+def check_identifier(name: str, what: str) -> str:
+    """Table and index names cannot be bound as SQL parameters, so they are restricted to plain identifiers."""
+    if not isinstance(name, str) or not _IDENTIFIER.match(name):
+        raise StoreError(f"{what} must be a plain identifier (letters, digits, underscore; at most 63 characters), got {name!r}")
+    return name
