@@ -59,6 +59,7 @@ from oml_core.data.dataframe import (
 from oml_core.data.datasets import DatasetQueryGallery, DatasetWithLabels
 from oml_core.data.images import ImageReadError, read_image
 from oml_core.data.mock import MOCK_DATASET_PATH, download_mock_dataset, generate_mock_dataset
+from oml_core.data.transforms import build_transforms, get_augs_torch, get_normalisation_resize_torch, get_normalisation_torch
 
 __all__ = [
     "BBOXES_COLUMNS",
@@ -102,8 +103,12 @@ __all__ = [
     "Y2_COLUMN",
     "Y2_KEY",
     "assign_split",
+    "build_transforms",
     "download_mock_dataset",
     "generate_mock_dataset",
+    "get_augs_torch",
+    "get_normalisation_resize_torch",
+    "get_normalisation_torch",
     "read_dataframe",
     "read_image",
     "split_dataframe",
