@@ -39,6 +39,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "oml_core.builtin.retrieval",
     "oml_core.builtin.models",
     "oml_core.builtin.engine",
+    "oml_core.builtin.stores",
 )
 
 PluginSource = Literal["builtin", "entrypoint", "local"]
