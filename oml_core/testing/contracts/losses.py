@@ -74,4 +74,6 @@ def loss_state_dict_round_trips(host: Host, spec: ComponentSpec) -> None:
     expected = first(embeddings, labels)
     torch.manual_seed(0)
     got = second(embeddings, labels)
-    assert torch.allclose(expected, got), f"{spec.name}: the loss differs after load_state_dict ({expected.item()} vs {got.item()})"
+    assert torch.allclose(expected, got), (
+        f"{spec.name}: the loss differs after load_state_dict ({expected.item()} vs {got.item()})"
+    )

@@ -33,7 +33,9 @@ def _check_result(name: str, result: Any, features: Tensor, labels: Tensor) -> N
     pool_labels = getattr(result, "pool_labels", labels)
     pool_features = getattr(result, "pool_features", features)
     assert len(pool_labels) == len(pool_features) >= len(labels), f"{name}: pool_features and pool_labels differ in length"
-    assert torch.equal(torch.as_tensor(pool_labels[: len(labels)]).cpu(), labels.cpu()), f"{name}: the pool must start with the batch"
+    assert torch.equal(torch.as_tensor(pool_labels[: len(labels)]).cpu(), labels.cpu()), (
+        f"{name}: the pool must start with the batch"
+    )
     assert len(result) > 0, f"{name} mined nothing from a batch of 4 labels x 3 instances"
     for column in tuple(result)[:2] if isinstance(result, Pairs) else tuple(result):
         assert column.dtype == torch.long, f"{name}: indices must be int64, got {column.dtype}"

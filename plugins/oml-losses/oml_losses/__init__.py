@@ -1,11 +1,11 @@
 """OML losses with OML's names and call shapes::
 
-    from oml_losses import TripletLossWithMiner
-    from oml_miners import AllTripletsMiner
+from oml_losses import TripletLossWithMiner
+from oml_miners import AllTripletsMiner
 
-    criterion = TripletLossWithMiner(margin=0.1, miner=AllTripletsMiner(), need_logs=True)
-    loss = criterion(embeddings, labels)
-    print(criterion.last_logs)  # {'active_tri': ..., 'pos_dist': ..., 'neg_dist': ...}
+criterion = TripletLossWithMiner(margin=0.1, miner=AllTripletsMiner(), need_logs=True)
+loss = criterion(embeddings, labels)
+print(criterion.last_logs)  # {'active_tri': ..., 'pos_dist': ..., 'neg_dist': ...}
 """
 
 from oml_losses._common import LossError, get_reduced

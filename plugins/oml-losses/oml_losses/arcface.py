@@ -96,7 +96,9 @@ class ArcFaceLoss(nn.Module):
             return None
         missing = [label for label in range(self.num_classes) if label not in label2category]
         if missing:
-            raise LossError(f"ArcFaceLoss: label2category has no category for labels {missing[:10]} (of 0..{self.num_classes - 1})")
+            raise LossError(
+                f"ArcFaceLoss: label2category has no category for labels {missing[:10]} (of 0..{self.num_classes - 1})"
+            )
         names = sorted({label2category[label] for label in range(self.num_classes)}, key=str)
         index = {name: i for i, name in enumerate(names)}
         return torch.tensor([index[label2category[label]] for label in range(self.num_classes)])

@@ -16,6 +16,7 @@ from oml_losses.triplet import elementwise_dist
 
 __all__ = ["ContrastiveLoss", "ContrastiveLossConfig"]
 
+
 @attrs.frozen(kw_only=True)
 class ContrastiveLossConfig:
     """``pos_margin``: positive pairs closer than this cost nothing; ``neg_margin``: negative pairs farther than this
@@ -55,7 +56,9 @@ class ContrastiveLoss(nn.Module):
     ) -> None:
         super().__init__()
         if pos_margin < 0 or neg_margin <= pos_margin:
-            raise LossError(f"ContrastiveLoss(pos_margin={pos_margin}, neg_margin={neg_margin}): need 0 <= pos_margin < neg_margin")
+            raise LossError(
+                f"ContrastiveLoss(pos_margin={pos_margin}, neg_margin={neg_margin}): need 0 <= pos_margin < neg_margin"
+            )
         check_reduction(reduction, "ContrastiveLoss")
         self.pos_margin, self.neg_margin = pos_margin, neg_margin
         self.miner = miner if miner is not None else PairsMiner(hard_mining=False)

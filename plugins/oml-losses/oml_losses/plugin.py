@@ -18,7 +18,9 @@ def _arcface(label2category: Mapping[Any, Any] | None = None, **fields: Any) -> 
     return ArcFaceLoss(label2category=label2category, **fields)
 
 
-def _mlp_arcface(mlp_features: tuple[int, ...], label2category: Mapping[Any, Any] | None = None, **fields: Any) -> ArcFaceLossWithMLP:
+def _mlp_arcface(
+    mlp_features: tuple[int, ...], label2category: Mapping[Any, Any] | None = None, **fields: Any
+) -> ArcFaceLossWithMLP:
     return ArcFaceLossWithMLP(mlp_features=list(mlp_features), label2category=label2category, **fields)
 
 

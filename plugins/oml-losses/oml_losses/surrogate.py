@@ -26,7 +26,13 @@ def _block_precision(d: Tensor, mask: Tensor, k: int, t1: float, t2: float) -> T
 
 
 def surrogate_precision(
-    distances: Tensor, mask_gt: Tensor, k: int, t1: float, t2: float, reduction: str = "mean", block_elements: int = DEFAULT_BLOCK_ELEMENTS
+    distances: Tensor,
+    mask_gt: Tensor,
+    k: int,
+    t1: float,
+    t2: float,
+    reduction: str = "mean",
+    block_elements: int = DEFAULT_BLOCK_ELEMENTS,
 ) -> Tensor:
     """Smoothed Precision@k of every row of ``distances`` (``mask_gt[i, j]``: j is relevant to i), with the two
     step functions replaced by sigmoids of temperatures ``t2`` (ranking) and ``t1`` (top-k cut-off).
@@ -71,7 +77,7 @@ class SurrogatePrecision(nn.Module):
     Example:
         >>> criterion = SurrogatePrecision(k=1)
         >>> loss = criterion(torch.randn(6, 4, requires_grad=True), torch.tensor([0, 0, 1, 1, 2, 2]))
-        >>> 0 <= float(loss) <= 1
+        >>> 0 <= loss.item() <= 1
         True
     """
 
@@ -82,7 +88,9 @@ class SurrogatePrecision(nn.Module):
         if k < 1:
             raise LossError(f"SurrogatePrecision(k={k}): k must be at least 1")
         if temperature1 <= 0 or temperature2 <= 0:
-            raise LossError(f"SurrogatePrecision(temperature1={temperature1}, temperature2={temperature2}): both must be positive")
+            raise LossError(
+                f"SurrogatePrecision(temperature1={temperature1}, temperature2={temperature2}): both must be positive"
+            )
         check_reduction(reduction, "SurrogatePrecision")
         self.k = k + 1
         self.temperature1, self.temperature2, self.reduction = temperature1, temperature2, reduction

@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 import torch
-from oml_miners import AllTripletsMiner, TripletMinerWithMemory, as_labels, can_form_triplets
+from oml_miners import AllTripletsMiner, TripletMinerWithMemory, as_labels, can_form_triplets, true_columns
 from torch import Tensor, nn
 
 from oml_core.protocols import TripletMiner
@@ -148,6 +148,46 @@ class TripletLossPlain(nn.Module):
         return self.criterion.last_logs
 
 
+class _IndexedTripletLoss(torch.autograd.Function):
+    """Per-triplet loss of ``pool[anchors], pool[positives], pool[negatives]`` with a hand-written backward
+    (``index_add`` of the unit difference vectors): the hot path of hard mining, about twice as fast on CPU as
+    autograd through gathers and norms. Also returns the two distances (no gradient) for the logs."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, pool: Tensor, anchors: Tensor, positives: Tensor, negatives: Tensor, margin: float | None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        anchor_rows = pool.index_select(0, anchors)
+        to_positive = anchor_rows - pool.index_select(0, positives)
+        to_negative = anchor_rows - pool.index_select(0, negatives)
+        positive_dist = torch.linalg.vector_norm(to_positive, dim=1)
+        negative_dist = torch.linalg.vector_norm(to_negative, dim=1)
+        values = triplet_values(positive_dist, negative_dist, margin)
+        if margin is None:
+            slope = torch.sigmoid(positive_dist - negative_dist)
+        else:
+            slope = (values > 0).to(pool.dtype)
+        # d|a - p| / da = (a - p) / |a - p|, and 0 where a = p
+        unit_positive = to_positive / torch.where(positive_dist > 0, positive_dist, 1.0)[:, None]
+        unit_negative = to_negative / torch.where(negative_dist > 0, negative_dist, 1.0)[:, None]
+        ctx.save_for_backward(anchors, positives, negatives, unit_positive, unit_negative, slope)
+        ctx.pool_shape = pool.shape
+        ctx.mark_non_differentiable(positive_dist, negative_dist)
+        return values, positive_dist, negative_dist
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad_values: Tensor, _grad_pos: Tensor, _grad_neg: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        anchors, positives, negatives, unit_positive, unit_negative, slope = ctx.saved_tensors
+        weight = (grad_values * slope)[:, None]
+        from_positive, from_negative = unit_positive * weight, unit_negative * weight
+        grad = torch.zeros(ctx.pool_shape, dtype=unit_positive.dtype, device=unit_positive.device)
+        grad.index_add_(0, anchors, from_positive - from_negative)
+        grad.index_add_(0, positives, from_positive, alpha=-1)
+        grad.index_add_(0, negatives, from_negative)
+        return grad, None, None, None, None
+
+
 class _AllTripletsLoss(torch.autograd.Function):
     """Sum of the triplet loss over every ``(a, p, n)`` with ``pos_valid[a, k]`` (``p = pos_idx[a, k]``) and
     ``negative[a, n]``, and the number of active triplets; the gradient w.r.t. the distances is accumulated in the
@@ -218,7 +258,7 @@ def all_triplets_loss(
         >>> pos, neg = positive_negative_masks(torch.tensor([0, 0, 1]))
         >>> loss, logs = all_triplets_loss(torch.tensor([[0.0], [1.0], [3.0]]), pos, neg, margin=None)
         >>> round(float(loss), 4), logs["pos_dist"], logs["neg_dist"]  # mean of softplus(1 - 3), softplus(1 - 2)
-        (0.22, 1.0, 2.5)
+        (0.2201, 1.0, 2.5)
     """
     if reduction not in ("mean", "sum"):
         raise LossError(f"all_triplets_loss computes a mean or a sum, not reduction={reduction!r}")
@@ -228,8 +268,7 @@ def all_triplets_loss(
     if n_triplets == 0:
         return zero_loss(features, reduction), {"active_tri": 0.0, "pos_dist": 0.0, "neg_dist": 0.0}
     width = int(n_pos.max())
-    # each anchor's positives first, in increasing order, padded with (masked) other columns
-    pos_idx = torch.sort((~positive).to(torch.uint8), dim=1, stable=True).indices[:, :width].contiguous()
+    pos_idx = true_columns(positive, width)  # each anchor's positives, padded with (masked) zeros
     pos_valid = torch.arange(width, device=features.device) < n_pos[:, None]
     total, active = _AllTripletsLoss.apply(distances, pos_idx, pos_valid, negative, margin, block_elements)
     loss = total / n_triplets if reduction == "mean" else total
@@ -308,7 +347,8 @@ class TripletLossWithMiner(nn.Module):
         if callable(masks) and self.reduction != "none":
             positive_negative = masks(labels_t)
             if positive_negative is not None:
-                loss, logs = all_triplets_loss(features, *positive_negative, self.margin, self.reduction, self.block_elements)
+                positive, negative = positive_negative
+                loss, logs = all_triplets_loss(features, positive, negative, self.margin, self.reduction, self.block_elements)
                 if self.need_logs:
                     self._last_logs = logs
                 return loss
@@ -319,10 +359,9 @@ class TripletLossWithMiner(nn.Module):
         if len(anchors) > 2 * len(pool):  # many triplets: index one distance matrix rather than gather (T, D) rows
             distances = torch.cdist(pool, pool)
             positive_dist, negative_dist = distances[anchors, positives], distances[anchors, negatives]
+            values = triplet_values(positive_dist, negative_dist, self.margin)
         else:
-            positive_dist = elementwise_dist(pool[anchors], pool[positives])
-            negative_dist = elementwise_dist(pool[anchors], pool[negatives])
-        values = triplet_values(positive_dist, negative_dist, self.margin)
+            values, positive_dist, negative_dist = _IndexedTripletLoss.apply(pool, anchors, positives, negatives, self.margin)
         if self.need_logs:
             self._last_logs = _triplet_logs(values, positive_dist, negative_dist, self.margin)
             if isinstance(self.miner, TripletMinerWithMemory):

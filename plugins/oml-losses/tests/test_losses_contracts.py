@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from oml_core.testing import contract_cases
 from oml_losses import ArcFaceLoss, ContrastiveLoss, TripletLossWithMiner
 from oml_miners import AllTripletsMiner, PairsMiner
+
+from oml_core.testing import contract_cases
 
 
 @pytest.mark.parametrize("case", contract_cases("oml_losses"), ids=str)
@@ -24,10 +24,20 @@ def test_configs_build_the_expected_components(oml_host) -> None:  # noqa: ANN00
     losses = oml_host.registries.losses
     default = losses.create("triplet_with_miner", {})
     assert isinstance(default, TripletLossWithMiner) and isinstance(default.miner, AllTripletsMiner) and default.margin == 0.1
-    soft = losses.create("triplet_with_miner", {"margin": None, "miner": {"type": "n_hard_triplets", "n_positive": 3, "skip_positive": 1}})
+    soft = losses.create(
+        "triplet_with_miner", {"margin": None, "miner": {"type": "n_hard_triplets", "n_positive": 3, "skip_positive": 1}}
+    )
     assert soft.margin is None and soft.miner.positive_slice == slice(1, 3)
     contrastive = losses.create("contrastive", {})
-    assert isinstance(contrastive, ContrastiveLoss) and isinstance(contrastive.miner, PairsMiner) and not contrastive.miner.hard_mining
+    assert (
+        isinstance(contrastive, ContrastiveLoss)
+        and isinstance(contrastive.miner, PairsMiner)
+        and not contrastive.miner.hard_mining
+    )
     arcface = losses.create("arcface", {"in_features": 8, "num_classes": 5}, label2category={i: i % 2 for i in range(5)})
-    assert isinstance(arcface, ArcFaceLoss) and arcface.label2category is not None and arcface.label2category.tolist() == [0, 1, 0, 1, 0]
+    assert (
+        isinstance(arcface, ArcFaceLoss)
+        and arcface.label2category is not None
+        and arcface.label2category.tolist() == [0, 1, 0, 1, 0]
+    )
     arcface(torch.randn(3, 8), torch.tensor([0, 1, 4]))

@@ -9,8 +9,6 @@ import textwrap
 
 import pytest
 import torch
-from torch import Tensor
-
 from oml_losses import (
     ArcFaceLoss,
     ArcFaceLossWithMLP,
@@ -33,6 +31,7 @@ from oml_miners import (
     TripletMinerWithMemory,
     positive_negative_masks,
 )
+from torch import Tensor
 
 
 def on_circle(*degrees: float) -> Tensor:
@@ -94,7 +93,9 @@ def random_batch(seed: int, sizes: list[int], dim: int = 5) -> tuple[Tensor, Ten
 @pytest.mark.parametrize("margin", [0.3, 1.5, None])
 @pytest.mark.parametrize(("seed", "sizes"), [(0, [3, 3, 3]), (1, [1, 4, 2, 5]), (2, [6, 1, 1])])
 @pytest.mark.parametrize("block_elements", [1 << 22, 7])  # one block, and one anchor per block
-def test_all_triplets_loss_equals_loop_with_gradients(margin: float | None, seed: int, sizes: list[int], block_elements: int) -> None:
+def test_all_triplets_loss_equals_loop_with_gradients(
+    margin: float | None, seed: int, sizes: list[int], block_elements: int
+) -> None:
     features, labels = random_batch(seed, sizes)
     x_ref = features.clone().requires_grad_()
     expected, expected_logs = ref_triplet_loss(x_ref, labels.tolist(), margin)
@@ -119,7 +120,9 @@ def test_all_triplets_sum_and_listed_triplets_agree_with_the_blocked_path() -> N
     loss, _ = all_triplets_loss(features, pos, neg, margin=0.5, reduction="mean")
     assert loss.item() == pytest.approx(float(listed.mean()), rel=1e-9)
     # a random subset of triplets goes through sample(): with max_output_triplets >= all it is the dense value
-    subset = TripletLossWithMiner(margin=0.5, miner=AllTripletsMiner(max_output_triplets=100, seed=0), reduction="none")(features, labels)
+    subset = TripletLossWithMiner(margin=0.5, miner=AllTripletsMiner(max_output_triplets=100, seed=0), reduction="none")(
+        features, labels
+    )
     assert len(subset) == 100 and set(subset.tolist()) <= set(listed.tolist())
 
 
@@ -139,8 +142,24 @@ def test_triplet_loss_with_a_miner_equals_the_loss_of_its_triplets(miner) -> Non
     assert x.grad is not None and bool(torch.isfinite(x.grad).all()) and float(x.grad.abs().sum()) > 0
 
 
+@pytest.mark.parametrize("margin", [0.5, None])
+def test_gathered_triplet_gradients_equal_autograd(margin: float | None) -> None:
+    features, labels = random_batch(7, [3, 4, 2, 3])
+    triplets = NHardTripletsMiner(2, 3).sample(features, labels)  # repeated anchors/positives: accumulation matters
+    x, x_ref = features.clone().requires_grad_(), features.clone().requires_grad_()
+    weights = torch.rand(len(triplets), dtype=torch.float64)
+    values = TripletLossWithMiner(margin=margin, miner=NHardTripletsMiner(2, 3), reduction="none")(x, labels)
+    (values * weights).sum().backward()
+    a, p, n = triplets
+    expected = TripletLoss(margin=margin, reduction="none")(x_ref[a], x_ref[p], x_ref[n])
+    (expected * weights).sum().backward()
+    assert torch.allclose(values, expected) and x.grad is not None and x_ref.grad is not None
+    assert torch.allclose(x.grad, x_ref.grad, atol=1e-12)
+
+
 def test_hard_triplet_loss_by_hand() -> None:
-    # 1-d: label 0 at 0, 1, 3; label 1 at 1.5, 6. Hardest: 0 -> (3, 1.5), 1 -> (3, 1.5), 3 -> (0, 1.5), 1.5 -> (6, 1), 6 -> (1.5, 3)
+    # 1-d: label 0 at 0, 1, 3; label 1 at 1.5, 6.
+    # Hardest (positive, negative): 0 -> (3, 1.5), 1 -> (3, 1.5), 3 -> (0, 1.5), 1.5 -> (6, 1), 6 -> (1.5, 3)
     features = torch.tensor([[0.0], [1.0], [3.0], [1.5], [6.0]])
     loss = TripletLossWithMiner(margin=1.0, miner=HardTripletsMiner(), reduction="none")(features, torch.tensor([0, 0, 0, 1, 1]))
     expected = [1 + 3 - 1.5, 1 + 2 - 0.5, 1 + 3 - 1.5, 1 + 4.5 - 0.5, 1 + 4.5 - 3]
@@ -222,7 +241,9 @@ def arcface_by_hand(cosines: list[float], label: int, m: float, s: float) -> flo
 def test_arcface_on_a_circle() -> None:
     criterion = ArcFaceLoss(in_features=2, num_classes=3, m=0.5, s=10.0).double()
     with torch.no_grad():
-        criterion.weight.copy_(on_circle(0, 90, 200) * torch.tensor([[2.0], [0.5], [1.0]], dtype=torch.float64))  # norms do not matter
+        criterion.weight.copy_(
+            on_circle(0, 90, 200) * torch.tensor([[2.0], [0.5], [1.0]], dtype=torch.float64)
+        )  # norms do not matter
     x = on_circle(30, 170) * 3
     loss = criterion(x, torch.tensor([0, 0]))
     cos_first = [math.cos(math.radians(a)) for a in (30, 60, 170)]
@@ -237,7 +258,9 @@ def test_arcface_on_a_circle() -> None:
 
 def test_arcface_label_smoothing_matches_soft_cross_entropy() -> None:
     torch.manual_seed(0)
-    criterion = ArcFaceLoss(in_features=4, num_classes=4, m=0.3, s=16.0, smoothing_epsilon=0.2, label2category={0: "a", 1: "a", 2: "b", 3: "b"})
+    criterion = ArcFaceLoss(
+        in_features=4, num_classes=4, m=0.3, s=16.0, smoothing_epsilon=0.2, label2category={0: "a", 1: "a", 2: "b", 3: "b"}
+    )
     x, y = torch.randn(6, 4), torch.tensor([0, 1, 2, 3, 0, 2])
     loss = criterion(x, y)
     plain = ArcFaceLoss(in_features=4, num_classes=4, m=0.3, s=16.0, reduction="none")
@@ -245,7 +268,9 @@ def test_arcface_label_smoothing_matches_soft_cross_entropy() -> None:
     cos = plain.fc(x)
     theta = torch.acos(cos.clamp(-1, 1))
     logits = 16.0 * torch.where(torch.nn.functional.one_hot(y, 4).bool(), torch.cos(theta + 0.3), cos)
-    targets = torch.tensor([[0.9, 0.1, 0, 0], [0.1, 0.9, 0, 0], [0, 0, 0.9, 0.1], [0, 0, 0.1, 0.9], [0.9, 0.1, 0, 0], [0, 0, 0.9, 0.1]])
+    targets = torch.tensor(
+        [[0.9, 0.1, 0, 0], [0.1, 0.9, 0, 0], [0, 0, 0.9, 0.1], [0, 0, 0.1, 0.9], [0.9, 0.1, 0, 0], [0, 0, 0.9, 0.1]]
+    )
     expected = -(targets * torch.log_softmax(logits, 1)).sum(1).mean()
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
     assert label_smoothing(torch.tensor([1]), 4, 0.4)[0].tolist() == pytest.approx([0.1, 0.7, 0.1, 0.1])
@@ -276,7 +301,8 @@ def test_contrastive_by_hand_and_against_a_loop() -> None:
     features = torch.tensor([[0.0], [1.0], [1.5], [4.0]])
     labels = torch.tensor([0, 0, 1, 1])
     criterion = ContrastiveLoss(pos_margin=0.5, neg_margin=2.0, need_logs=True)
-    # positive pairs (0,1): d=1 -> 0.5; (2,3): d=2.5 -> 2. negative pairs (0,2) 1.5 -> 0.5, (0,3) 4 -> 0, (1,2) .5 -> 1.5, (1,3) 3 -> 0
+    # positive pairs (0,1): d=1 -> 0.5; (2,3): d=2.5 -> 2.
+    # negative pairs (0,2) 1.5 -> 0.5, (0,3) 4 -> 0, (1,2) .5 -> 1.5, (1,3) 3 -> 0
     assert float(criterion(features, labels)) == pytest.approx((0.5 + 2.0) / 2 + (0.5 + 0 + 1.5 + 0) / 4)
     assert criterion.last_logs["active_neg"] == 0.5
     features, labels = random_batch(5, [3, 1, 4])
@@ -325,7 +351,9 @@ def test_surrogate_precision_equals_loop_with_gradients(block_elements: int) -> 
     loss.backward()
     assert loss.item() == pytest.approx(expected.item(), rel=1e-9)
     assert x.grad is not None and x_ref.grad is not None and torch.allclose(x.grad, x_ref.grad, atol=1e-8)
-    assert float(SurrogatePrecision(k=2, temperature1=0.5, temperature2=0.1)(features, labels)) == pytest.approx(expected.item(), rel=1e-9)
+    assert float(SurrogatePrecision(k=2, temperature1=0.5, temperature2=0.1)(features, labels)) == pytest.approx(
+        expected.item(), rel=1e-9
+    )
 
 
 def test_surrogate_precision_is_near_exact_precision_at_low_temperature() -> None:

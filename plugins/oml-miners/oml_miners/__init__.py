@@ -15,6 +15,7 @@ from oml_miners._common import (
     can_form_triplets,
     pairwise_dist,
     positive_negative_masks,
+    true_columns,
 )
 from oml_miners.cluster import HardClusterMiner
 from oml_miners.inbatch import (
@@ -48,4 +49,5 @@ __all__ = [
     "get_available_triplets",
     "pairwise_dist",
     "positive_negative_masks",
+    "true_columns",
 ]

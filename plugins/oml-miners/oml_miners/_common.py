@@ -21,6 +21,9 @@ __all__ = [
     "pairwise_dist",
     "positive_negative_masks",
     "require_triplets",
+    "same_label_members",
+    "mining_distances",
+    "true_columns",
 ]
 
 
@@ -121,6 +124,64 @@ def positive_negative_masks(labels: Tensor) -> tuple[Tensor, Tensor]:
     positive = same.clone()
     positive.fill_diagonal_(False)
     return positive, ~same
+
+
+def true_columns(mask: Tensor, width: int | None = None) -> Tensor:
+    """Per row of a boolean ``(N, M)`` mask, the columns of its True entries in increasing order, as an
+    ``(N, width)`` tensor (``width`` defaults to the most Trues in a row) padded with 0 after each row's Trues.
+    (A stable sort of the mask does the same but is several times slower on CPU.)
+
+    Example:
+        >>> true_columns(torch.tensor([[False, True, True], [True, False, False]])).tolist()
+        [[1, 2], [0, 0]]
+    """
+    counts = mask.sum(1)
+    width = int(counts.max()) if width is None and len(counts) else (width or 0)
+    rows, cols = mask.nonzero(as_tuple=True)  # row-major: columns increase within a row
+    rank = torch.arange(len(rows), device=mask.device) - (torch.cumsum(counts, 0) - counts)[rows]
+    keep = rank < width
+    out = torch.zeros(mask.shape[0], width, dtype=torch.long, device=mask.device)
+    out[rows[keep], rank[keep]] = cols[keep]
+    return out
+
+
+def same_label_members(labels: Tensor) -> tuple[Tensor, Tensor]:
+    """For each item, the items with its label (itself included) in increasing order, as ``(B, W)`` indices
+    (``W``: the largest label count) and a ``(B, W)`` validity mask; padded slots repeat the first member.
+
+    Costs ``O(B log B + B W)`` instead of the ``O(B^2)`` of a label-equality matrix, which matters for hard mining.
+
+    Example:
+        >>> members, valid = same_label_members(torch.tensor([4, 7, 4]))
+        >>> members.tolist(), valid.tolist()
+        ([[0, 2], [1, 1], [0, 2]], [[True, True], [True, False], [True, True]])
+    """
+    n = len(labels)
+    order = torch.sort(labels.double(), stable=True).indices  # int64 sorts are several times slower on CPU
+    _, counts = torch.unique_consecutive(labels[order], return_counts=True)
+    ends = torch.cumsum(counts, 0)
+    group_sorted = torch.searchsorted(ends, torch.arange(n, device=labels.device), right=True)
+    group = torch.empty_like(group_sorted)
+    group[order] = group_sorted
+    width = int(counts.max()) if n else 0
+    start, count = (ends - counts)[group], counts[group]
+    slot = torch.arange(width, device=labels.device)
+    valid = slot < count[:, None]
+    members = order[torch.where(valid, start[:, None] + slot, start[:, None])]
+    return members, valid
+
+
+def mining_distances(x: Tensor) -> Tensor:
+    """``(B, B)`` scores ``|x_j|^2 - 2 <x_i, x_j>``: the squared distance minus ``|x_i|^2``, one fused matmul.
+    Within each row they order items exactly as the distances do (up to float rounding), which is all that
+    row-wise mining (hardest positive / negative of each anchor) needs; cheaper than ``torch.cdist``.
+
+    Example:
+        >>> mining_distances(torch.tensor([[0.0, 0.0], [3.0, 4.0]])).tolist()  # rows: d^2 - |x_i|^2
+        [[0.0, 25.0], [0.0, -25.0]]
+    """
+    norms = x.pow(2).sum(1)
+    return torch.addmm(norms[None, :], x, x.T, alpha=-2)
 
 
 def pairwise_dist(x1: Tensor, x2: Tensor) -> Tensor:

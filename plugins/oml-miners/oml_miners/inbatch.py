@@ -20,9 +20,11 @@ from oml_miners._common import (
     check_batch,
     choose_without_replacement,
     make_generator,
-    pairwise_dist,
+    mining_distances,
     positive_negative_masks,
     require_triplets,
+    same_label_members,
+    true_columns,
 )
 
 __all__ = [
@@ -46,11 +48,6 @@ def count_all_triplets(labels: Tensor) -> int:
     _, inverse, counts = torch.unique(labels, return_inverse=True, return_counts=True)
     per_item = counts[inverse]
     return int(((per_item - 1) * (len(labels) - per_item)).sum())
-
-
-def _negatives_sorted(negative: Tensor) -> Tensor:
-    """Per row, the column indices of the negatives first, in increasing order (the rest after them)."""
-    return torch.sort((~negative).to(torch.uint8), dim=1, stable=True).indices
 
 
 def get_available_triplets(
@@ -77,7 +74,7 @@ def get_available_triplets(
     pair = torch.searchsorted(ends, chosen, right=True)
     rank = chosen - (ends - n_neg)[pair]
     anchors = pos_anchor[pair]
-    negatives = _negatives_sorted(negative)[anchors, rank]
+    negatives = true_columns(negative)[anchors, rank]
     return Triplets(anchors, pos_item[pair], negatives)
 
 
@@ -113,8 +110,12 @@ class AllTripletsMiner:
         generator: torch.Generator | None = None,
     ) -> None:
         if max_output_triplets is not None and max_output_triplets < 1:
-            raise MiningError(f"AllTripletsMiner(max_output_triplets={max_output_triplets}): must be at least 1 (or None for all)")
-        self.max_output_triplets = None if max_output_triplets is None or max_output_triplets >= sys.maxsize else max_output_triplets
+            raise MiningError(
+                f"AllTripletsMiner(max_output_triplets={max_output_triplets}): must be at least 1 (or None for all)"
+            )
+        self.max_output_triplets = (
+            None if max_output_triplets is None or max_output_triplets >= sys.maxsize else max_output_triplets
+        )
         self.device = device  # accepted for OML compatibility: mining runs where the labels are
         self.generator = make_generator(seed, generator)
 
@@ -150,16 +151,24 @@ class HardTripletsMiner:
         labels_t = check_batch(features, labels, "HardTripletsMiner")
         require_triplets(labels_t, "HardTripletsMiner")
         with torch.no_grad():
-            distances = pairwise_dist(features.detach(), features.detach())
+            distances = mining_distances(features.detach())
         return self.sample_from_distmat(distances, labels_t)
 
     @staticmethod
     def sample_from_distmat(distmat: Tensor, labels: Tensor) -> Triplets:
-        """The same mining from a precomputed ``(B, B)`` distance matrix."""
-        positive, negative = positive_negative_masks(labels.to(distmat.device))
-        anchors = (positive.any(1) & negative.any(1)).nonzero(as_tuple=True)[0]
-        hardest_pos = distmat.masked_fill(~positive, float("-inf")).argmax(1)
-        hardest_neg = distmat.masked_fill(~negative, float("inf")).argmin(1)
+        """The same mining from a precomputed ``(B, B)`` matrix of distances, or of per-row scores that order each
+        row as the distances do (``mining_distances``)."""
+        labels = labels.to(distmat.device)
+        batch = len(labels)
+        # positives through the label groups (B x largest label count), not a B x B mask: hard mining runs every step
+        members, valid = same_label_members(labels)
+        is_positive = valid & (members != torch.arange(batch, device=distmat.device)[:, None])
+        n_positive = is_positive.sum(1)
+        anchors = ((n_positive > 0) & (valid.sum(1) < batch)).nonzero(as_tuple=True)[0]
+        positive_dist = distmat.gather(1, members).masked_fill(~is_positive, float("-inf"))
+        hardest_pos = members.gather(1, positive_dist.argmax(1, keepdim=True)).squeeze(1)
+        negative_dist = distmat.clone().scatter_(1, members, float("inf"))  # same-label items are no negatives
+        hardest_neg = negative_dist.min(1).indices  # min(dim): the first minimum on ties, as argmin
         return Triplets(anchors, hardest_pos[anchors], hardest_neg[anchors])
 
     def __repr__(self) -> str:
@@ -212,11 +221,12 @@ class NHardTripletsMiner:
         labels_t = check_batch(features, labels, "NHardTripletsMiner")
         require_triplets(labels_t, "NHardTripletsMiner")
         with torch.no_grad():
-            distances = pairwise_dist(features.detach(), features.detach())
+            distances = mining_distances(features.detach())
         return self.sample_from_distmat(distances, labels_t)
 
     def sample_from_distmat(self, distmat: Tensor, labels: Tensor) -> Triplets:
-        """The same mining from a precomputed ``(B, B)`` distance matrix."""
+        """The same mining from a precomputed ``(B, B)`` matrix of distances, or of per-row scores that order each
+        row as the distances do (``mining_distances``)."""
         positive, negative = positive_negative_masks(labels.to(distmat.device))
         pos_order = torch.sort(distmat.masked_fill(~positive, float("-inf")), dim=1, descending=True, stable=True).indices
         neg_order = torch.sort(distmat.masked_fill(~negative, float("inf")), dim=1, stable=True).indices

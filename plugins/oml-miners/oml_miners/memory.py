@@ -103,7 +103,9 @@ class TripletMinerWithMemory:
             pool_labels=torch.cat([labels_t, bank_labels]),
         )
 
-    def _bank_pairs_batch_negatives(self, labels: Tensor, bank_labels: Tensor, n: int, offset: int) -> tuple[Tensor, Tensor, Tensor]:
+    def _bank_pairs_batch_negatives(
+        self, labels: Tensor, bank_labels: Tensor, n: int, offset: int
+    ) -> tuple[Tensor, Tensor, Tensor]:
         # positive pairs inside the bank, drawn without listing them: sort the bank by label, then an anchor with a
         # group of size g >= 2 gets a random other member of its group
         device = labels.device
@@ -122,7 +124,9 @@ class TripletMinerWithMemory:
         keep = bank_labels[anchors] != labels[negatives]
         return anchors[keep] + offset, positives[keep] + offset, negatives[keep]
 
-    def _batch_pairs_bank_negatives(self, labels: Tensor, bank_labels: Tensor, n: int, offset: int) -> tuple[Tensor, Tensor, Tensor]:
+    def _batch_pairs_bank_negatives(
+        self, labels: Tensor, bank_labels: Tensor, n: int, offset: int
+    ) -> tuple[Tensor, Tensor, Tensor]:
         device = labels.device
         positive, _ = positive_negative_masks(labels)
         pos_anchor, pos_item = positive.nonzero(as_tuple=True)

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from oml_core.protocols import Pairs
-from oml_miners._common import check_batch, pairwise_dist, positive_negative_masks, require_triplets
+from oml_miners._common import check_batch, mining_distances, positive_negative_masks, require_triplets
 from oml_miners.inbatch import HardTripletsMiner
 
 __all__ = ["PairsMiner", "PairsMinerConfig"]
@@ -49,7 +49,7 @@ class PairsMiner:
         require_triplets(labels_t, "PairsMiner")
         if self.hard_mining:
             with torch.no_grad():
-                distances = pairwise_dist(features.detach(), features.detach())
+                distances = mining_distances(features.detach())
             anchors, positives, negatives = HardTripletsMiner.sample_from_distmat(distances, labels_t)
             pos_pairs = _unique_pairs(anchors, positives)
             neg_pairs = _unique_pairs(anchors, negatives)

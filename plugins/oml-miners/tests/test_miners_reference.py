@@ -231,7 +231,14 @@ def test_memory_miner_state_dict_resumes_exactly() -> None:
 
 @pytest.mark.parametrize(
     "miner",
-    [AllTripletsMiner(), HardTripletsMiner(), NHardTripletsMiner(2, 2), HardClusterMiner(), PairsMiner(), TripletMinerWithMemory(2, 2)],
+    [
+        AllTripletsMiner(),
+        HardTripletsMiner(),
+        NHardTripletsMiner(2, 2),
+        HardClusterMiner(),
+        PairsMiner(),
+        TripletMinerWithMemory(2, 2),
+    ],
     ids=repr,
 )
 def test_batches_without_triplets_raise_clear_errors(miner) -> None:  # noqa: ANN001
