@@ -13,8 +13,6 @@ KNOWN_COMPONENTS: dict[str, dict[str, str]] = {
         "trivial_distance_siamese": "oml-siamese",
     },
     "losses": {
-        "triplet": "oml-losses",
-        "triplet_plain": "oml-losses",
         "triplet_with_miner": "oml-losses",
         "arcface": "oml-losses",
         "mlp_arcface": "oml-losses",

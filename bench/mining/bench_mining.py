@@ -219,6 +219,7 @@ def main() -> None:
     parser.add_argument("--oml-limit-gb", type=float, default=12.0, help="address-space limit of OML's all-triplets process")
     parser.add_argument("--threads", type=int, default=1, help="torch threads in every process (default 1)")
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu", help="CPU time of the stepping thread, or elapsed")
+    parser.add_argument("--only", choices=("hard", "all"), help="run one of the two benchmarks")
     parser.add_argument("--one-step", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one_step:
@@ -234,16 +235,18 @@ def main() -> None:
         f"{args.threads} thread(s), {args.clock} clock; peers: {'yes' if use_peers else 'no'}",
         flush=True,
     )
-    peers = Peers(enabled=use_peers)
-    try:
-        hard = hard_mining([256, 512, 1024], reps, peers, args.threads, args.clock)
-    finally:
-        peers.close()
-    everything = all_triplets([512, 1024], use_peers and not args.quick, args.oml_limit_gb, args.threads, args.clock)
-    print("\n## hard-triplet mining + triplet loss, forward + backward (median)\n")
-    print("\n".join(hard))
-    print("\n## all-triplets mining + triplet loss, one forward + backward step\n")
-    print("\n".join(everything))
+    if args.only != "all":
+        peers = Peers(enabled=use_peers)
+        try:
+            hard = hard_mining([256, 512, 1024], reps, peers, args.threads, args.clock)
+        finally:
+            peers.close()
+        print("\n## hard-triplet mining + triplet loss, forward + backward (median)\n")
+        print("\n".join(hard))
+    if args.only != "hard":
+        everything = all_triplets([512, 1024], use_peers and not args.quick, args.oml_limit_gb, args.threads, args.clock)
+        print("\n## all-triplets mining + triplet loss, one forward + backward step\n")
+        print("\n".join(everything))
 
 
 if __name__ == "__main__":
