@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from oml_core.data import generate_mock_dataset
+
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "contrib" / "plugin-template"
 
@@ -50,14 +52,11 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"base": base, "copy": copy, "python": python, "site_packages": site_packages}
 
 
-def test_template_is_installed_as_a_regular_package(installed):
-    out = _run([str(installed["python"]), "-c", "import oml_plugin_template as m; print(m.__file__)"], installed["base"])
-    assert out.returncode == 0, out.stderr
-    # installed into the new venv's site-packages from the copy, not editable and not the repository's sources
-    assert Path(out.stdout.strip()).is_relative_to(installed["site_packages"])
+def test_template_is_installed_from_the_copy_not_editable(installed):
     (dist_info,) = installed["site_packages"].glob("oml_plugin_template-0.1.0.dist-info")
     direct_url = json.loads((dist_info / "direct_url.json").read_text())
     assert direct_url["url"] == installed["copy"].as_uri() and not direct_url["dir_info"].get("editable", False)
+    assert (installed["site_packages"] / "oml_plugin_template" / "plugin.py").is_file()
 
 
 def test_oml_plugins_json_lists_the_template(installed):
@@ -91,7 +90,8 @@ model = host.registries.extractors.create("template_cnn", {{"feat_dim": 8, "widt
 loss = host.registries.losses.create("template_centroid", {{"margin": 0.5}})
 value = loss(model(torch.rand(4, 3, 32, 32)), torch.tensor([0, 0, 1, 1]))
 built = [type(model).__module__, model.feat_dim, type(loss).__name__, loss.margin, value.ndim]
-print(json.dumps({{"checks": checks, "built": built}}))
+import oml_plugin_template
+print(json.dumps({{"checks": checks, "built": built, "module": oml_plugin_template.__file__}}))
 """
     out = _run([str(installed["python"]), "-c", script], installed["base"])
     assert out.returncode == 0, out.stderr
@@ -100,6 +100,23 @@ print(json.dumps({{"checks": checks, "built": built}}))
     assert good_code == 0 and "OK (TrainConfig)" in good_text, good_text
     assert bad_code == 2 and "$.extractor" in bad_text and "feat_dimm" in bad_text, bad_text
     assert result["built"] == ["oml_plugin_template.extractor", 8, "CentroidLoss", 0.5, 0]
+    # the installed copy in the new venv, not the repository's sources
+    assert Path(result["module"]).is_relative_to(installed["site_packages"])
+
+
+def test_oml_train_uses_the_template_components_and_runs_its_hook(installed):
+    python, copy = str(installed["python"]), installed["copy"]
+    generate_mock_dataset(copy / "mock_dataset", n_labels=9, n_instances=4, im_size=32)  # what `oml mock-dataset` writes
+    config = ["configs/train_template.yaml", "--set", "epochs=1", "--set", "validation.before_training=false"]
+    train = _run([python, "-m", "oml_core.cli", "train", *config], copy)
+    assert train.returncode == 0, train.stdout[-2000:] + train.stderr[-3000:]
+    (log,) = (copy / "runs").glob("*/template_epochs.jsonl")
+    (record,) = [json.loads(line) for line in log.read_text().splitlines()]
+    summary = json.loads((log.parent / "metrics.json").read_text())
+    assert summary["status"] == "completed"
+    assert record["epoch"] == 1 and record["step"] > 0 and record["last_loss"] >= 0
+    # the hook ran after the epoch's validation: it recorded the metrics the run reports
+    assert record["metrics"]["OVERALL/cmc/1"] == pytest.approx(summary["after"]["OVERALL/cmc/1"])
 
 
 def test_the_template_tests_pass_where_it_is_installed(installed):
