@@ -1,5 +1,5 @@
-"""oml_lightning's parts one at a time: DDP splitting, figure routing, argument checks, schedulers, freezing, and
-the pairwise module, on tiny tensors."""
+"""oml_lightning's parts one at a time, on tiny tensors: DDP splitting, figure routing, argument checks, schedulers
+and freezing."""
 
 from __future__ import annotations
 
@@ -22,8 +22,7 @@ from oml_lightning import (
     log_figure,
 )
 from oml_losses import TripletLossWithMiner
-from oml_miners import AllTripletsMiner, PairsMiner
-from torch import nn
+from oml_miners import AllTripletsMiner
 from torch.utils.data import DataLoader, DistributedSampler
 
 from oml_core.retrieval import EmbeddingMetrics
@@ -31,7 +30,6 @@ from oml_core.retrieval import EmbeddingMetrics
 matplotlib.use("Agg")
 sys.path.insert(0, str(Path(__file__).parent))
 from lightning_ddp_script import Blobs, Embedder  # noqa: E402
-from lightning_helpers import reference_metrics  # noqa: E402
 
 TRAINER_ARGS = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False, "enable_model_summary": False}
 
@@ -167,80 +165,3 @@ def test_freeze_n_epochs_and_a_stepwise_scheduler_in_a_real_fit():
     pl.Trainer(max_epochs=3, **TRAINER_ARGS).fit(module, train_dataloaders=loader)
     assert model.calls == ["freeze", "freeze", "unfreeze"]
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * 0.5**6)  # stepped after each of the 6 steps
-
-
-# ------------------------------------------------------------------------------------------------ pairwise
-class DistanceHead(nn.Module):
-    """A pairwise model on vectors: a learnt weighted distance minus a threshold (higher = more different)."""
-
-    def __init__(self, dim: int = 12) -> None:
-        super().__init__()
-        self.weights = nn.Parameter(torch.ones(dim))
-        self.threshold = nn.Parameter(torch.tensor(1.0))
-        self.inputs: list[tuple[int, int]] = []
-
-    def forward(self, x1, x2):
-        self.inputs.append((len(x1), x1.shape[1]))
-        return ((x1 - x2).pow(2) * self.weights).sum(dim=1).sqrt() - self.threshold
-
-    def predict(self, x1, x2):
-        return self.forward(x1, x2)
-
-
-class WithEmbeddings(torch.utils.data.Dataset):
-    """Blobs plus precomputed "embeddings" (as the first-stage extractor would give them)."""
-
-    def __init__(self, blobs, embeddings):
-        self.blobs, self.embeddings = blobs, embeddings
-
-    def __len__(self):
-        return len(self.blobs)
-
-    def __getitem__(self, i):
-        return {**self.blobs[i], "embeddings": self.embeddings[i]}
-
-
-def test_pairwise_module_trains_on_mined_pairs_and_validates_through_the_callback():
-    torch.manual_seed(0)
-    train_blobs, val_blobs = Blobs(6, 4, seed=3), Blobs(5, 3, seed=4)
-    extractor = Embedder().eval()
-    with torch.no_grad():
-        train = WithEmbeddings(train_blobs, extractor(train_blobs.x))
-        val = WithEmbeddings(val_blobs, extractor(val_blobs.x))
-    head = DistanceHead()
-    optimizer = torch.optim.Adam(head.parameters(), lr=0.05)
-    module = PairwiseModule(head, PairsMiner(hard_mining=False), optimizer=optimizer)
-    metric = EmbeddingMetrics(cmc_top_k=(1,), precision_top_k=(), map_top_k=(), pcf_variance=())
-    callback = MetricValCallback(metric=metric)
-    loader = DataLoader(train, batch_size=8, shuffle=False)
-    batch = next(iter(loader))
-
-    def pair_loss() -> float:
-        ids1, ids2, is_negative = PairsMiner(hard_mining=False).sample(batch["embeddings"], batch["labels"])
-        with torch.no_grad():
-            scores = head(batch["input_tensors"][ids1], batch["input_tensors"][ids2])
-        return float(nn.functional.binary_cross_entropy_with_logits(scores, is_negative.float()))
-
-    before = pair_loss()
-    pl.Trainer(max_epochs=4, callbacks=[callback], num_sanity_val_steps=0, **TRAINER_ARGS).fit(
-        module, train_dataloaders=loader, val_dataloaders=DataLoader(val, batch_size=4)
-    )
-    assert pair_loss() < before  # BCE on the mined pairs went down
-    assert all(width == 12 for _, width in head.inputs)  # the model saw inputs, the miner the embeddings
-    # without a postprocessor the metric is that of the precomputed embeddings themselves
-    expected = reference_metrics(
-        nn.Identity(), WithEmbeddingsAsInputs(val), cmc_top_k=(1,), precision_top_k=(), map_top_k=(), pcf_variance=()
-    )
-    assert callback.metric_result == pytest.approx(expected, abs=1e-6)
-
-
-class WithEmbeddingsAsInputs(torch.utils.data.Dataset):
-    def __init__(self, dataset):
-        self.dataset = dataset
-
-    def __len__(self):
-        return len(self.dataset)
-
-    def __getitem__(self, i):
-        item = self.dataset[i]
-        return {**item, "input_tensors": item["embeddings"]}
