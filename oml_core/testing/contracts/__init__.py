@@ -57,7 +57,7 @@ def _load_builtin_contracts() -> None:
     # imported for their @register_contract side effects, once
     from oml_core.testing.contracts import common  # noqa: F401
 
-    for module in ("losses", "miners", "samplers", "stores", "extractors", "transforms", "postprocessors"):
+    for module in ("losses", "miners", "samplers", "stores", "extractors", "transforms", "postprocessors", "pairwise_models"):
         try:
             __import__(f"oml_core.testing.contracts.{module}")
         except ModuleNotFoundError as exc:

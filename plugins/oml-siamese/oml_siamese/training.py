@@ -1,0 +1,437 @@
+"""Training a pairwise re-ranker with the engine: ``oml train-postprocessor CONFIG.yaml``.
+
+The retrieval model (``extractor``) is frozen: it embeds the training and validation images once. Training batches
+carry those ``embeddings``; a pair miner forms pairs from them, the pairwise model scores the image pairs and
+``BCEWithLogitsLoss`` learns "is this pair negative" (``PairwiseTrainStep``, a plugin on ``oml_train_step``).
+Validation (``RerankValidation``) reports the metrics of the embeddings alone (``embeddings/...``) and after
+re-ranking each query's ``top_n`` with the model being trained (the plain names, e.g. ``OVERALL/cmc/1``, which
+best-checkpoint selection monitors).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import attrs
+import torch
+from torch import Tensor
+
+from oml_core import hookimpl
+from oml_core.config import apply_overrides, dump_yaml, load_yaml
+from oml_core.engine import EngineOptions, StepOutput, flatten_metrics
+from oml_core.engine.builtins import NonFiniteLossError
+from oml_core.errors import ConfigError, OMLError
+from oml_core.host import Host
+from oml_core.pipelines.configs import CheckpointConfig, DataConfig, OptimizerConfig, PluginsConfig, SchedulerConfig
+from oml_core.registry import ExtractorChoice, LoggerChoice, MinerChoice, PairwiseModelChoice, SamplerChoice
+from oml_siamese.models import model_input_kind
+from oml_siamese.postprocessors import PairwiseReranker
+
+if TYPE_CHECKING:
+    from oml_core.engine import Engine
+
+PIPELINE_NAME = "train_postprocessor"
+
+
+# ================================================================================================ configs
+def _at_least_one(instance: Any, attribute: attrs.Attribute[int], value: int) -> None:
+    if value < 1:
+        raise ValueError(f"{attribute.name} must be >= 1, got {value}")
+
+
+@attrs.frozen(kw_only=True)
+class RerankValidationConfig:
+    """When to validate and which metrics to compute, for the embeddings alone and after re-ranking."""
+
+    every_n_epochs: int = 1
+    before_training: bool = True
+    batch_size: int = 64
+    cmc_top_k: tuple[int, ...] = (1, 5)
+    precision_top_k: tuple[int, ...] = (5,)
+    map_top_k: tuple[int, ...] = (5,)
+    metric: Literal["euclidean", "cosine", "dot"] = "euclidean"
+
+
+@attrs.frozen(kw_only=True)
+class TrainPostprocessorConfig:
+    """``oml train-postprocessor``: train a pairwise model to re-rank the ``top_n`` results of a frozen extractor.
+
+    ``extractor`` (with ``extractor_checkpoint``, e.g. the ``best.pt`` of an ``oml train`` run) is the retrieval model;
+    ``pairwise_model`` is trained on pairs that ``miner`` picks from the extractor's embeddings in each batch.
+    """
+
+    pipeline: Literal["train_postprocessor"] = "train_postprocessor"
+    name: str = "postprocessor"
+    seed: int = 42
+    epochs: int = 3
+    device: str = "auto"
+    run_dir: Path = Path("runs")
+    data: DataConfig
+    extractor: ExtractorChoice
+    extractor_checkpoint: Path | None = None
+    pairwise_model: PairwiseModelChoice
+    miner: MinerChoice = MinerChoice("pairs")
+    sampler: SamplerChoice
+    top_n: int = attrs.field(default=5, validator=_at_least_one)
+    optimizer: OptimizerConfig = OptimizerConfig()
+    scheduler: SchedulerConfig | None = None
+    validation: RerankValidationConfig = RerankValidationConfig()
+    checkpoint: CheckpointConfig = CheckpointConfig()
+    loggers: tuple[LoggerChoice, ...] = (LoggerChoice("csv"),)
+    progress_bar: bool = True
+    log_every_n_steps: int = 1
+    grad_clip_norm: float | None = None
+    accumulate_grad_batches: int = 1
+    amp: bool = True
+    plugins: PluginsConfig = PluginsConfig()
+
+
+def load_config(host: Host, path: str | Path, overrides: list[str] | None = None) -> TrainPostprocessorConfig:
+    """Read a ``train_postprocessor`` config file (YAML), apply ``--set`` overrides, check it strictly.
+
+    Example:
+        >>> cfg = load_config(Host(), "configs/train_postprocessor_mock.yaml", ["epochs=1"])   # doctest: +SKIP
+    """
+    data = load_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError([f"$: expected a mapping at the top of the file, got {type(data).__name__}"], str(path))
+    data = apply_overrides(data, overrides or [])
+    pipeline = data.setdefault("pipeline", PIPELINE_NAME)
+    if pipeline != PIPELINE_NAME:
+        raise ConfigError(
+            [f"$.pipeline: this is a {pipeline!r} config; 'oml train-postprocessor' needs pipeline: {PIPELINE_NAME}"], str(path)
+        )
+    return host.registries.structure(data, TrainPostprocessorConfig, source=str(path))
+
+
+# ================================================================================================ engine plugins
+class PairwiseTrainStep:
+    """The training step of a pairwise model (replaces the engine's default step for this engine only).
+
+    Per batch: ``miner.sample(features=batch["embeddings"], labels=batch["labels"])`` gives pairs,
+    ``model(x1=images[ids1], x2=images[ids2])`` their logits (embeddings instead of images for a model on
+    embeddings), ``criterion(logits, is_negative.float())`` the loss; then backward, gradient accumulation and
+    clipping and the optimizer step, as the default step does. Logs the number of pairs, the share of negative ones
+    and the pair accuracy.
+    """
+
+    def __init__(self, miner: Any, embeddings_key: str = "embeddings") -> None:
+        self.miner = miner
+        self.embeddings_key = embeddings_key
+
+    @hookimpl(tryfirst=True)
+    def oml_train_step(self, engine: Engine, batch: dict[str, Any]) -> StepOutput:
+        options, state = engine.options, engine.state
+        if self.embeddings_key not in batch:
+            raise OMLError(
+                f"pairwise training needs the retrieval model's {self.embeddings_key!r} in each batch "
+                "(DatasetWithLabels(..., extra_data={'embeddings': ...}))"
+            )
+        engine.training_model.train()
+        # a model on embeddings (LinearSiamese) learns from the embeddings themselves, one on images from the images
+        key = self.embeddings_key if model_input_kind(engine.model) == "embeddings" else "input_tensors"
+        inputs = torch.as_tensor(batch[key]).to(engine.device, non_blocking=True)
+        ids1, ids2, is_negative = self.miner.sample(features=batch[self.embeddings_key], labels=batch["labels"])
+        ids1, ids2 = ids1.to(engine.device), ids2.to(engine.device)
+        target = is_negative.to(engine.device).float()
+        use_amp = options.amp and engine.device.type == "cuda" and torch.cuda.is_bf16_supported()
+        with torch.autocast(device_type=engine.device.type, dtype=torch.bfloat16, enabled=use_amp):
+            logits = engine.training_model(x1=inputs[ids1], x2=inputs[ids2])
+        loss = engine.criterion(logits.float(), target)
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"the pairwise loss is {loss.item()} at epoch {state.epoch + 1}, step {state.step + 1}; the run stops here "
+                "and the last checkpoint written before is kept. Lower the learning rate or set grad_clip_norm."
+            )
+        (loss / options.accumulate_grad_batches).backward()
+        batches_in_epoch = len(engine.batch_sampler) if engine.batch_sampler is not None else 0
+        last_of_epoch = state.batch_in_epoch + 1 == batches_in_epoch
+        if (state.batch_in_epoch + 1) % options.accumulate_grad_batches == 0 or last_of_epoch:
+            if options.grad_clip_norm is not None:
+                params = [p for group in engine.optimizer.param_groups for p in group["params"]]
+                torch.nn.utils.clip_grad_norm_(params, options.grad_clip_norm)
+            engine.optimizer.step()
+            engine.optimizer.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            accuracy = ((logits.float() > 0) == (target > 0.5)).float().mean()
+        logs = {"pairs": float(len(ids1)), "negative_share": float(target.mean()), "pair_accuracy": float(accuracy)}
+        return StepOutput(loss=loss.detach(), logs=logs)
+
+
+class _OnDataset:
+    """Hands a fixed dataset to a postprocessor, whatever ``EmbeddingMetrics`` passes (it accumulates no images)."""
+
+    def __init__(self, postprocessor: PairwiseReranker, dataset: Any) -> None:
+        self.postprocessor, self.dataset = postprocessor, dataset
+
+    @property
+    def top_n(self) -> int:
+        return self.postprocessor.top_n
+
+    def process(self, results: Any, dataset: Any = None) -> Any:
+        return self.postprocessor.process(results, self.dataset)
+
+
+class RerankValidation:
+    """Engine plugin: validates the re-ranker. The embeddings' own metrics are computed once; the metrics after
+    re-ranking each query's ``top_n`` with ``engine.model`` before training (if asked) and every
+    ``every_n_epochs`` epochs. ``state.metrics`` holds both (``embeddings/OVERALL/cmc/1``, ``OVERALL/cmc/1``)."""
+
+    def __init__(
+        self,
+        dataset: Any,
+        embeddings: Tensor,
+        *,
+        top_n: int,
+        metric_args: dict[str, Any] | None = None,
+        every_n_epochs: int = 1,
+        before_training: bool = True,
+        batch_size: int = 64,
+        num_workers: int = 0,
+    ) -> None:
+        if len(embeddings) != len(dataset):
+            raise OMLError(f"RerankValidation: {len(embeddings)} embeddings for a dataset of {len(dataset)} items")
+        self.dataset, self.embeddings = dataset, embeddings
+        self.top_n, self.metric_args = top_n, dict(metric_args or {})
+        self.every_n_epochs, self.before_training = every_n_epochs, before_training
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.embedding_metrics: dict[str, Any] | None = None
+
+    def _compute(self, postprocessor: Any) -> dict[str, Any]:
+        from oml_core.engine.validation import validation_columns
+        from oml_core.retrieval import EmbeddingMetrics
+
+        columns = validation_columns(self.dataset)
+        args = dict(self.metric_args)
+        args.setdefault("categories_key", "categories" if "categories" in columns else None)
+        args.setdefault("sequence_key", "sequence" if "sequence" in columns else None)
+        args.setdefault("pcf_variance", ())
+        metric = EmbeddingMetrics(**args, postprocessor=postprocessor)
+        metric.setup(num_samples=len(self.embeddings))
+        metric.update_data({"embeddings": self.embeddings.float().cpu(), **columns})
+        return metric.compute_metrics()
+
+    def validate(self, engine: Engine) -> dict[str, Any]:
+        """Metrics after re-ranking with ``engine.model`` (and, once, of the embeddings alone); logs both."""
+        state, hooks = engine.state, engine.hooks
+        hooks.validation_start()
+        if self.embedding_metrics is None:
+            self.embedding_metrics = self._compute(None)
+        reranker = PairwiseReranker(
+            self.top_n, engine.model, num_workers=self.num_workers, batch_size=self.batch_size, device=engine.device
+        )
+        metrics = self._compute(_OnDataset(reranker, self.dataset))
+        flat = flatten_metrics(metrics)
+        baseline = {f"embeddings/{k}": v for k, v in flatten_metrics(self.embedding_metrics).items()}
+        state.metrics = {**flat, **baseline}
+        state.history.append({"epoch": state.epoch, "step": state.step, **state.metrics})
+        hooks.validation_end(metrics)
+        hooks.log_metrics({f"val/{k}": v for k, v in state.metrics.items()}, state.step)
+        if state.is_main_process:
+            from tqdm import tqdm
+
+            when = "before training" if state.step == 0 else f"epoch {state.epoch}"
+            cmc = [k for k in flat if k.startswith("OVERALL/cmc/")]
+            shown = "  ".join(f"{k.replace('/', '@')}: {baseline['embeddings/' + k]:.4f} -> {flat[k]:.4f}" for k in cmc)
+            tqdm.write(f"validation {when} (embeddings -> re-ranked top {self.top_n}): {shown}", file=sys.stderr)
+        return metrics
+
+    @hookimpl
+    def oml_fit_start(self, engine: Engine) -> None:
+        if self.before_training and engine.state.step == 0:
+            self.validate(engine)
+
+    @hookimpl(tryfirst=True)
+    def oml_epoch_end(self, engine: Engine) -> None:
+        if self.every_n_epochs > 0 and engine.state.epoch % self.every_n_epochs == 0:
+            self.validate(engine)
+
+
+# ================================================================================================ the pipeline
+@attrs.frozen
+class PostprocessorTrainResult:
+    """What ``train_postprocessor`` returns: flat metrics of the embeddings alone, after re-ranking with the
+    untrained model (when validated before training) and with the final model."""
+
+    run_dir: Path
+    status: str
+    metrics_embeddings: dict[str, float]
+    metrics_before: dict[str, float]
+    metrics_after: dict[str, float]
+    epochs: int
+    steps: int
+
+
+def _split_metrics(row: dict[str, Any]) -> tuple[dict[str, float], dict[str, float]]:
+    reranked = {k: v for k, v in row.items() if k not in ("epoch", "step") and not k.startswith("embeddings/")}
+    embeddings = {k.removeprefix("embeddings/"): v for k, v in row.items() if k.startswith("embeddings/")}
+    return reranked, embeddings
+
+
+def build_engine(
+    cfg: TrainPostprocessorConfig, host: Host, run_dir: Path | None, *, hparams: dict[str, Any] | None = None
+) -> Any:
+    """Every component of ``cfg`` (through the registries), the embeddings of the frozen extractor, and the Engine
+    with ``PairwiseTrainStep`` and ``RerankValidation``."""
+    from oml_core.data import DatasetQueryGallery, DatasetWithLabels, read_dataframe
+    from oml_core.data.const import SPLIT_COLUMN, TRAIN_SPLIT, VALIDATION_SPLIT
+    from oml_core.engine import Engine, seed_everything
+    from oml_core.engine.builtins import MetricLogging
+    from oml_core.inference import inference
+    from oml_core.pipelines.train import build_optimizer, build_scheduler, build_transforms, load_model_weights
+
+    seed_everything(cfg.seed)
+    if cfg.device == "auto":
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(cfg.device)
+    data = cfg.data
+    df = read_dataframe(data.dataframe)
+    if SPLIT_COLUMN not in df.columns:
+        raise OMLError(f"{data.dataframe}: the dataframe needs a '{SPLIT_COLUMN}' column with train/validation rows")
+    df_train = df[df[SPLIT_COLUMN] == TRAIN_SPLIT].reset_index(drop=True)
+    df_val = df[df[SPLIT_COLUMN] == VALIDATION_SPLIT].reset_index(drop=True)
+    if not len(df_train) or not len(df_val):
+        raise OMLError(f"{data.dataframe}: training a re-ranker needs both '{TRAIN_SPLIT}' and '{VALIDATION_SPLIT}' rows")
+    common: dict[str, Any] = {"dataset_root": data.dataset_root, "cache_size": data.cache_size}
+    transform_val = build_transforms(host, data.transforms_val, data.im_size, train=False)
+
+    extractor = host.registries.extractors.create(cfg.extractor)
+    if cfg.extractor_checkpoint is not None:
+        load_model_weights(extractor, cfg.extractor_checkpoint)
+    emb_train, emb_val = (
+        inference(
+            extractor,
+            DatasetWithLabels(frame, transform=transform_val, **common),
+            batch_size=cfg.validation.batch_size,
+            num_workers=data.num_workers,
+            device=device,
+            progress=cfg.progress_bar,
+        )
+        for frame in (df_train, df_val)
+    )
+    extractor.cpu()  # it is not needed any more; free the accelerator for the pairwise model
+
+    train_dataset = DatasetWithLabels(
+        df_train,
+        transform=build_transforms(host, data.transforms_train, data.im_size, train=True),
+        extra_data={"embeddings": emb_train},
+        **common,
+    )
+    val_dataset = DatasetQueryGallery(df_val, transform=transform_val, extra_data={"embeddings": emb_val}, **common)
+    pairwise_model = host.registries.pairwise_models.create(cfg.pairwise_model)
+    if not isinstance(pairwise_model, torch.nn.Module):
+        raise OMLError(f"pairwise model {cfg.pairwise_model.type!r} is not an nn.Module, so it cannot be trained")
+    miner = host.registries.miners.create(cfg.miner)
+    sampler = host.registries.samplers.create_in_context(
+        cfg.sampler, labels=train_dataset.get_labels(), label2category=train_dataset.get_label2category(), seed=cfg.seed
+    )
+    optimizer = build_optimizer(cfg, [p for p in pairwise_model.parameters() if p.requires_grad])  # type: ignore[arg-type]
+    scheduler = build_scheduler(cfg.scheduler, optimizer, cfg.epochs, len(sampler))
+    loggers = [host.registries.loggers.create(choice, run_dir=run_dir) for choice in cfg.loggers] if run_dir else []
+    v = cfg.validation
+    validation = RerankValidation(
+        val_dataset,
+        emb_val,
+        top_n=cfg.top_n,
+        metric_args={
+            "cmc_top_k": v.cmc_top_k,
+            "precision_top_k": v.precision_top_k,
+            "map_top_k": v.map_top_k,
+            "metric": v.metric,
+        },
+        every_n_epochs=v.every_n_epochs,
+        before_training=v.before_training,
+        batch_size=v.batch_size,
+        num_workers=data.num_workers,
+    )
+    options = EngineOptions(
+        max_epochs=cfg.epochs,
+        seed=cfg.seed,
+        device=str(device),
+        grad_clip_norm=cfg.grad_clip_norm,
+        accumulate_grad_batches=cfg.accumulate_grad_batches,
+        amp=cfg.amp,
+        validate_every_n_epochs=0,  # RerankValidation validates; the built-in one would embed with the pairwise model
+        validate_before_training=False,
+        num_workers=data.num_workers,
+        progress_bar=cfg.progress_bar,
+        log_every_n_steps=cfg.log_every_n_steps,
+        run_dir=str(run_dir) if run_dir else None,
+        checkpoint_every_n_epochs=cfg.checkpoint.every_n_epochs,
+        checkpoint_every_n_steps=cfg.checkpoint.every_n_steps,
+        monitor=cfg.checkpoint.monitor,
+        monitor_mode=cfg.checkpoint.mode,
+        scheduler_interval=cfg.scheduler.interval if cfg.scheduler else "epoch",
+    )
+    engine = Engine(
+        model=pairwise_model,
+        criterion=torch.nn.BCEWithLogitsLoss(),
+        optimizer=optimizer,
+        scheduler=scheduler,
+        train_dataset=train_dataset,
+        batch_sampler=sampler,
+        val_dataset=None,
+        options=options,
+        loggers=loggers,
+        host=host,
+        plugins=[PairwiseTrainStep(miner), validation],
+    )
+    for plugin in host.pm.get_plugins():
+        if isinstance(plugin, MetricLogging):
+            plugin.hparams = hparams or {}
+    return engine
+
+
+def train_postprocessor(
+    config_path: str | Path, *, overrides: list[str] | None = None, host: Host | None = None
+) -> PostprocessorTrainResult:
+    """``oml train-postprocessor``: train the pairwise re-ranker described by a config file; the run directory gets
+    the resolved config, the checkpoints of the pairwise model (``best.pt`` by re-ranked CMC@1) and ``metrics.json``.
+
+    Example:
+        >>> result = train_postprocessor("configs/train_postprocessor_mock.yaml", overrides=["epochs=1"])   # doctest: +SKIP
+        >>> result.metrics_embeddings["OVERALL/cmc/1"], result.metrics_after["OVERALL/cmc/1"]   # doctest: +SKIP
+    """
+    from oml_core.pipelines.train import describe_environment, load_local_plugin, make_run_dir
+
+    host = host if host is not None else Host()
+    cfg = load_config(host, config_path, overrides)
+    base_dir = Path(config_path).resolve().parent
+    for reference in cfg.plugins.local:
+        host.register(load_local_plugin(reference, base_dir))
+    unstructured = host.registries.converter.unstructure(cfg)
+    run_dir = make_run_dir(cfg, kind="postprocessor")  # type: ignore[arg-type]
+    dump_yaml(unstructured, run_dir / "config.yaml")
+    (run_dir / "environment.json").write_text(json.dumps(describe_environment(host), indent=2), encoding="utf-8")
+    print(f"oml: run directory {run_dir}", file=sys.stderr)
+    engine = build_engine(cfg, host, run_dir, hparams=unstructured)
+    try:
+        state = engine.fit()
+    finally:
+        engine.close()
+    history = state.history
+    before, embeddings = _split_metrics(history[0]) if history and history[0]["step"] == 0 else ({}, {})
+    after, last_embeddings = _split_metrics(history[-1]) if history else ({}, {})
+    status = "interrupted" if state.interrupted else "stopped" if state.stop_requested else "completed"
+    result = PostprocessorTrainResult(run_dir, status, embeddings or last_embeddings, before, after, state.epoch, state.step)
+    summary = {"status": status, "epochs": state.epoch, "steps": state.step, "embeddings": result.metrics_embeddings,
+               "before": before, "after": after, "history": history}  # fmt: skip
+    (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    return result
+
+
+__all__ = [
+    "PIPELINE_NAME",
+    "PairwiseTrainStep",
+    "PostprocessorTrainResult",
+    "RerankValidation",
+    "RerankValidationConfig",
+    "TrainPostprocessorConfig",
+    "build_engine",
+    "load_config",
+    "train_postprocessor",
+]
