@@ -79,6 +79,7 @@ def _kill_when(command: list[str], count: Callable[[], int], at_least: int) -> N
         process.wait()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["sqlite", "faiss"])
 def test_cli_index_kill9_keeps_whole_batches_and_rerun_completes(tmp_path, kind):
     gallery = _gallery(tmp_path / "gallery")

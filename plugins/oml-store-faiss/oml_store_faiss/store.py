@@ -245,13 +245,27 @@ class FaissStore:
             limit = 256 * self._params["nlist"]  # k-means gains nothing from more than ~256 points per centroid
             sample = rng.choice(n, size=limit, replace=False) if n > limit else None
             training = self._for_index(self._vectors if sample is None else self._vectors[np.sort(sample)])
-            with _threads_for(len(training) * self._dim * 256 * 25):
+            with _threads_for(len(training) * self._dim * self._params["nlist"] * 10):
                 index.train(training)
         if n:
-            with _threads_for(n * self._dim * 64):
+            with _threads_for(self._add_work(n)):
                 index.add_with_ids(self._for_index(self._vectors), self._ids)
         self._index, self._index_stale = index, False
         self._configure_search()
+
+    def _add_work(self, n: int) -> float:
+        """Rough multiply-adds of adding ``n`` vectors (decides whether FAISS may use several threads)."""
+        p = self._params
+        per_vector = {"flat": 1, "hnsw": 4 * p["ef_construction"] * p["hnsw_m"]}.get(p["index"], p["nlist"])
+        return float(n * self._dim * per_vector)
+
+    def _search_work(self, n_queries: int, candidates: int) -> float:
+        p = self._params
+        if p["index"] == "hnsw":
+            per_query = max(p["ef_search"], candidates) * p["hnsw_m"]
+        else:
+            per_query = p["nlist"] + p["nprobe"] * len(self._ids) / p["nlist"]
+        return float(n_queries * self._dim * per_query)
 
     def _configure_search(self) -> None:
         if self._index is None:
@@ -287,7 +301,7 @@ class FaissStore:
         self._row_of = None
         self._dirty = True
         if was_trained and not self._index_stale:
-            with _threads_for(len(x) * self._dim * 64):
+            with _threads_for(self._add_work(len(x))):
                 self._index.add_with_ids(self._for_index(x), id_array)
         elif not was_trained and len(self._ids) >= self._train_size():
             self._build_index()
@@ -321,7 +335,7 @@ class FaissStore:
         base = faiss.downcast_index(self._index.index)
         if isinstance(base, faiss.IndexHNSW):
             base.hnsw.efSearch = max(self._params["ef_search"], candidates)
-        with _threads_for(len(q) * candidates * self._dim * 64):
+        with _threads_for(self._search_work(len(q), candidates)):
             _, labels = self._index.search(self._for_index(q), candidates)
         return self._rescore(q, labels, k)
 

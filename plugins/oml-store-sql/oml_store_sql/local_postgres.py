@@ -74,9 +74,10 @@ def start_local_postgres(pgdata: str | Path, *, stop_at_exit: bool = False) -> s
     """
     pgserver = _pgserver()
     folder = Path(pgdata).expanduser().resolve()
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    if folder.exists():
-        _prune_dead_holders(folder)
+    # created here, race-free: pgserver's own mkdir(exist_ok=False) runs outside its lock, and two test workers
+    # starting at once would collide there
+    folder.mkdir(parents=True, exist_ok=True)
+    _prune_dead_holders(folder)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         server = pgserver.get_server(folder, cleanup_mode="stop" if stop_at_exit else None)
