@@ -19,6 +19,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from operator import itemgetter
 from typing import Any, Literal, TypeVar
 
 import attrs
@@ -355,17 +356,20 @@ class SqlStore:
         with self._read() as conn:
             last = -1
             while True:
-                rows = conn.exec_driver_sql(sql, (last, *params, self.chunk_size)).fetchall()
+                result = conn.exec_driver_sql(sql, (last, *params, self.chunk_size))
+                # straight from the DBAPI cursor: SQLAlchemy's row objects would cost more than the distances here
+                rows = result.cursor.fetchall() if result.cursor is not None else []
+                result.close()
                 if not rows:
                     break
-                chunk_ids, blobs = zip(*rows)
-                data = bytearray().join(blobs)  # writable, so torch can wrap it without a copy or a warning
+                data = bytearray().join(map(itemgetter(1), rows))  # writable, so torch wraps it without a copy
                 if len(data) != row_bytes * len(rows):
-                    bad = [i for i, b in zip(chunk_ids, blobs) if len(b) != row_bytes][:5]
+                    bad = [r[0] for r in rows if len(r[1]) != row_bytes][:5]
                     raise StoreError(f"store {self.url!r}: rows {bad} do not hold {self._dim} float32 values (damaged table)")
+                chunk_ids = torch.from_numpy(np.fromiter(map(itemgetter(0), rows), dtype=np.int64, count=len(rows)))
                 vectors = torch.from_numpy(np.frombuffer(data, dtype=np.float32).reshape(len(rows), self._dim))
-                topk.push(pairwise_distances(queries, vectors, self._metric), torch.tensor(chunk_ids, dtype=torch.int64))
-                last = chunk_ids[-1]
+                topk.push(pairwise_distances(queries, vectors, self._metric), chunk_ids)
+                last = int(chunk_ids[-1])
                 if len(rows) < self.chunk_size:
                     break
         return topk.result()
