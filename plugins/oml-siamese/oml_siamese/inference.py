@@ -37,7 +37,7 @@ class ImagesFromPaths:
         torch.Size([3, 224, 224])
     """
 
-    def __init__(self, paths: Sequence[str | os.PathLike[str]], transform: Callable[[Any], Tensor] | None) -> None:
+    def __init__(self, paths: Sequence[str | os.PathLike[str]], transform: Callable[[Any], Any] | None) -> None:
         from oml_core.data.transforms import get_normalisation_torch
 
         self.paths = [os.fspath(p) for p in paths]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import attrs
 import torch
@@ -271,7 +271,7 @@ def model_input_kind(model: Any) -> InputKind:
     kind = getattr(model, "input_kind", "images")
     if kind not in ("images", "embeddings"):
         raise OMLError(f"{type(model).__name__}.input_kind must be 'images' or 'embeddings', got {kind!r}")
-    return kind  # type: ignore[no-any-return]
+    return cast(InputKind, kind)
 
 
 __all__ = [

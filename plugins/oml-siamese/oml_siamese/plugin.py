@@ -146,11 +146,16 @@ def _configure_train_postprocessor(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. --set epochs=3"
     )
+    parser.add_argument("--check", action="store_true", help="only validate the config file and report every problem")
 
 
 def _train_postprocessor(args: argparse.Namespace, host: Host) -> int:
-    from oml_siamese.training import train_postprocessor
+    from oml_siamese.training import load_config, train_postprocessor
 
+    if args.check:
+        load_config(host, args.config, args.set)
+        print(f"{args.config}: OK (TrainPostprocessorConfig)")
+        return 0
     result = train_postprocessor(args.config, overrides=args.set, host=host)
     summary = {
         "run_dir": str(result.run_dir),

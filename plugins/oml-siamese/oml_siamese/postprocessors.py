@@ -78,7 +78,7 @@ class PairwiseReranker:
         verbose: bool = False,
         use_fp16: bool = False,
         *,
-        transforms: Callable[[Any], Tensor] | None = None,
+        transforms: Callable[[Any], Any] | None = None,
         device: str | torch.device | None = None,
         embeddings_key: str = "embeddings",
         input_tensors_key: str = "input_tensors",
@@ -118,6 +118,12 @@ class PairwiseReranker:
     # -------------------------------------------------------------------------------------------- RetrievalResults
     def process(self, results: Any, dataset: Any = None) -> Any:
         """New ``RetrievalResults`` with each query's top-n re-ranked by the pairwise model."""
+        if not hasattr(results, "padded_ids") or not hasattr(results, "with_retrieved"):
+            raise OMLError(
+                f"{type(self).__name__}.process(results, dataset) takes RetrievalResults, got {type(results).__name__}; "
+                "to re-rank a distance matrix use PairwiseImagesPostprocessor / PairwiseEmbeddingsPostprocessor"
+                ".process(distances=..., queries=..., galleries=...)"
+            )
         padded_ids, padded_distances = results.padded_ids.cpu(), results.padded_distances.cpu()
         n = min(self.top_n, padded_ids.shape[1])
         if n == 0 or len(results) == 0:
@@ -244,7 +250,7 @@ class PairwiseImagesPostprocessor(PairwisePostprocessor):
         self,
         top_n: int,
         pairwise_model: Any,
-        transforms: Callable[[Any], Tensor] | None,
+        transforms: Callable[[Any], Any] | None,
         num_workers: int = 0,
         batch_size: int = 128,
         verbose: bool = False,

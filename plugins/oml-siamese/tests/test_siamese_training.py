@@ -168,6 +168,11 @@ def test_load_config_refuses_another_pipeline(tmp_path: Path) -> None:
         load_config(Host(), config)
 
 
-def test_repository_mock_config_is_valid() -> None:
-    cfg = load_config(Host(), REPO / "configs" / "train_postprocessor_mock.yaml")
+def test_repository_mock_config_is_valid(capsys: pytest.CaptureFixture[str]) -> None:
+    from oml_core.cli import main
+
+    config = REPO / "configs" / "train_postprocessor_mock.yaml"
+    cfg = load_config(Host(), config)
     assert cfg.pairwise_model.type == "concat_siamese" and cfg.miner.type == "pairs"
+    assert main(["train-postprocessor", str(config), "--check", "--set", "epochs=2"]) == 0
+    assert "OK" in capsys.readouterr().out
