@@ -16,8 +16,9 @@ Example:
     {'OVERALL': {'cmc': {1: tensor(0.7500)}, 'map': {2: tensor(0.7500)}}}
 """
 
+from typing import TYPE_CHECKING, Any
+
 from oml_core.retrieval._search import RetrievalError
-from oml_core.retrieval.embedding_metrics import AccumulatedItems, EmbeddingMetrics
 from oml_core.retrieval.knn import fnmr_at_fmr, knn
 from oml_core.retrieval.metrics import (
     OVERALL_CATEGORIES_KEY,
@@ -37,6 +38,19 @@ from oml_core.retrieval.metrics import (
 from oml_core.retrieval.postprocessors import AlphaQueryExpansion, AverageQueryExpansion, DistanceThreshold
 from oml_core.retrieval.results import RetrievalResults
 from oml_core.utils import pairwise_dist
+
+if TYPE_CHECKING:
+    from oml_core.retrieval.embedding_metrics import AccumulatedItems, EmbeddingMetrics
+
+
+def __getattr__(name: str) -> Any:
+    # EmbeddingMetrics pulls in torchmetrics (~1 s): imported on first use, not when the host registers postprocessors
+    if name in ("EmbeddingMetrics", "AccumulatedItems"):
+        from oml_core.retrieval import embedding_metrics
+
+        return getattr(embedding_metrics, name)
+    raise AttributeError(f"module 'oml_core.retrieval' has no attribute {name!r}")
+
 
 __all__ = [
     "OVERALL_CATEGORIES_KEY",

@@ -34,6 +34,12 @@ SAMPLE_PAIRS = 2**22
 #: Width of a window, in standard deviations of the sample quantile (doubled design effect included).
 WINDOW_Z = 7.0
 SAMPLE_SEED = 20240229
+#: Elements per slice of a block for the comparisons on CPU (1 MB of float32: the slice and two masks fit in L2).
+SLICE_ELEMENTS = 2**18
+#: A window whose upper end is below this quantile selects its candidates with one comparison instead of two.
+SPARSE_FRACTION = 0.03
+#: Window values kept as they come before they are compacted into (value, count) pairs.
+COMPACT_VALUES = 2**25
 
 
 def check_fmr_vals(fmr_vals: Sequence[float], what: str = "fmr_vals") -> tuple[float, ...]:
@@ -45,41 +51,59 @@ def check_fmr_vals(fmr_vals: Sequence[float], what: str = "fmr_vals") -> tuple[f
 
 
 class _ValueCounts:
-    """A multiset of floats kept as sorted unique values with counts, compacted as it grows."""
+    """A multiset of floats: kept as they come (selection by rank is then one ``partition``), and compacted into
+    unique values with counts only when it grows large (many exactly tied distances)."""
 
     def __init__(self) -> None:
-        self._values: list[Tensor] = []
-        self._counts: list[Tensor] = []
-        self._pending = 0
+        self._raw: list[np.ndarray] = []
+        self._raw_size = 0
+        self._unique: tuple[np.ndarray, np.ndarray] | None = None
 
-    def add(self, values: Tensor) -> None:
-        if values.numel():
-            self._values.append(values.detach())
-            self._counts.append(torch.ones_like(values, dtype=torch.long))
-            self._pending += values.numel()
-            if self._pending > 2**22:
+    def add(self, values: Tensor | np.ndarray) -> None:
+        arr = values.detach().cpu().numpy() if isinstance(values, Tensor) else values
+        if arr.size:
+            self._raw.append(arr)
+            self._raw_size += arr.size
+            if self._raw_size > COMPACT_VALUES:
                 self._compact()
 
     def _compact(self) -> None:
-        if len(self._values) > 1 or (self._values and self._pending):
-            values = torch.cat(self._values)
-            counts = torch.cat(self._counts)
-            unique, inverse = torch.unique(values, return_inverse=True)
-            summed = torch.zeros(len(unique), dtype=torch.long, device=values.device).index_add_(0, inverse, counts)
-            self._values, self._counts = [unique], [summed]
-        self._pending = 0
+        values = np.concatenate(self._raw) if self._raw else np.empty(0, dtype=np.float32)
+        unique, counts = np.unique(values, return_counts=True)
+        if self._unique is not None:
+            merged, inverse = np.unique(np.concatenate([self._unique[0], unique]), return_inverse=True)
+            weights = np.concatenate([self._unique[1], counts])
+            counts = np.bincount(inverse, weights=weights, minlength=len(merged)).astype(np.int64)
+            unique = merged
+        self._unique, self._raw, self._raw_size = (unique, counts), [], 0
 
-    def result(self) -> tuple[Tensor, Tensor]:
+    def total(self) -> int:
+        return self._raw_size + (int(self._unique[1].sum()) if self._unique is not None else 0)
+
+    def select(self, ranks: Sequence[int]) -> np.ndarray:
+        """Values at the given 0-based ranks of the sorted multiset."""
+        if self._unique is None:
+            values = np.concatenate(self._raw)
+            return np.partition(values, list(ranks))[list(ranks)]
         self._compact()
-        if not self._values:
-            return torch.empty(0), torch.empty(0, dtype=torch.long)
-        return self._values[0], self._counts[0]
+        assert self._unique is not None
+        unique, counts = self._unique
+        return unique[np.searchsorted(np.cumsum(counts), np.asarray(ranks), side="right")]
+
+    def values_and_counts(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._unique is None:
+            values = np.concatenate(self._raw) if self._raw else np.empty(0, dtype=np.float32)
+            return values, np.ones(values.size, dtype=np.int64)
+        self._compact()
+        assert self._unique is not None
+        return self._unique
 
 
 @attrs.define
 class _Window:
     lo: float  # -inf: no lower bound
     hi: float  # finite
+    sparse: bool = False  # few values are <= hi: select those with one comparison, then split them at lo
     neg_below: int = 0
     pos_above: int = 0
     neg: _ValueCounts = attrs.field(factory=_ValueCounts)
@@ -118,6 +142,7 @@ class FnmrStream:
         self.n_pos = 0
         self.n_neg = 0
         self._buffers: tuple[Tensor, Tensor] | None = None
+        self._np_buffers: tuple[np.ndarray, np.ndarray] | None = None
         self._sample: np.ndarray | None = _sample
         finite_max = float(torch.finfo(search.dtype).max)
         self._finite_max = finite_max
@@ -130,6 +155,11 @@ class FnmrStream:
         else:
             windows, self.window_of = self._plan(_widen)
         self.windows = [_Window(lo, hi) for lo, hi in windows]
+        if self._sample is not None and len(self._sample):
+            for w in self.windows:
+                w.sparse = w.lo > -math.inf and float(np.count_nonzero(self._sample <= w.hi)) <= SPARSE_FRACTION * len(
+                    self._sample
+                )
 
     # -------------------------------------------------------------------------------------------- planning
     def _draw_sample(self) -> np.ndarray:
@@ -200,21 +230,53 @@ class FnmrStream:
         self.n_neg += n_rows * s.n_gallery - excluded - len(pos)
         block[rows[finite], cols[finite]] = float("inf")  # from here on the block holds negatives only
 
-        flat = block.view(-1)
+        if block.is_cuda:
+            self._scan_torch(block)
+        else:
+            self._scan_numpy(block)
+        for w in self.windows:
+            w.pos_above += int((pos > w.hi).sum())
+            w.pos.add(pos[(pos <= w.hi) & (pos >= w.lo)] if w.lo > -math.inf else pos[pos <= w.hi])
+
+    def _scan_numpy(self, block: Tensor) -> None:
+        """CPU: NumPy's comparisons are SIMD-vectorised (about 10x faster than torch's with a bool output here), and
+        they run on slices of rows that stay in the L2 cache, so the block is read from memory once."""
+        arr = block.detach().numpy()
+        n_rows, n_cols = arr.shape
+        rows_per_slice = max(1, SLICE_ELEMENTS // n_cols)
+        size = min(rows_per_slice, n_rows) * n_cols
+        if self._np_buffers is None or self._np_buffers[0].size < size:
+            self._np_buffers = (np.empty(size, dtype=bool), np.empty(size, dtype=bool))
+        for first in range(0, n_rows, rows_per_slice):
+            flat = arr[first : first + rows_per_slice].reshape(-1)
+            below, inside = (b[: flat.size] for b in self._np_buffers)
+            for w in self.windows:
+                hi = flat.dtype.type(w.hi)
+                np.less_equal(flat, hi, out=inside)
+                if w.sparse:  # few values <= hi: take them all, then split them at lo
+                    candidates = flat[inside]
+                    lo = flat.dtype.type(w.lo)
+                    w.neg_below += int(np.count_nonzero(candidates < lo))
+                    w.neg.add(candidates[candidates >= lo])
+                    continue
+                if w.lo > -math.inf:
+                    np.less(flat, flat.dtype.type(w.lo), out=below)
+                    w.neg_below += int(np.count_nonzero(below))
+                    np.logical_xor(inside, below, out=inside)
+                w.neg.add(flat[inside])
+
+    def _scan_torch(self, block: Tensor) -> None:
+        flat = block.reshape(-1)
         if self._buffers is None or self._buffers[0].numel() < flat.numel():
             self._buffers = (torch.empty_like(flat, dtype=torch.bool), torch.empty_like(flat, dtype=torch.bool))
         below, inside = (b[: flat.numel()] for b in self._buffers)
         for w in self.windows:
-            has_lo = w.lo > -math.inf
-            if has_lo:
+            torch.le(flat, w.hi, out=inside)
+            if w.lo > -math.inf:
                 torch.lt(flat, w.lo, out=below)
                 w.neg_below += int(torch.count_nonzero(below))
-            torch.le(flat, w.hi, out=inside)
-            if has_lo:
                 torch.logical_xor(inside, below, out=inside)
             w.neg.add(_masked_values(flat, inside))
-            w.pos_above += int((pos > w.hi).sum())
-            w.pos.add(pos[(pos <= w.hi) & (pos >= w.lo)] if has_lo else pos[pos <= w.hi])
 
     def _count_excluded(self, start: int, stop: int) -> int:
         exclude = self.search.exclude
@@ -273,14 +335,10 @@ class FnmrStream:
         else:
             r0 = math.floor(virtual)
             r1, gamma = r0 + 1, virtual - r0
-        values, counts = w.neg.result()
-        cum = torch.cumsum(counts, 0)
-        local = torch.tensor([r0 - w.neg_below, r1 - w.neg_below], dtype=cum.dtype, device=cum.device)
-        total = int(cum[-1]) if len(cum) else 0
-        if int(local.min()) < 0 or int(local.max()) >= total:
+        local = [r0 - w.neg_below, r1 - w.neg_below]
+        if min(local) < 0 or max(local) >= w.neg.total():
             return None  # the window missed the order statistics
-        at = torch.searchsorted(cum, local, right=True)
-        pair = self.search.to_final(values[at]).cpu().numpy()
+        pair = self.search.to_final(torch.from_numpy(w.neg.select(local))).numpy()
         # the same arithmetic as numpy.quantile(neg, fmr_vals) on all of neg (gamma as a float64 array: a Python float
         # would be cast to float32 by numpy)
         threshold = np.quantile(pair, np.asarray([gamma], dtype=np.float64))[0]
@@ -289,9 +347,9 @@ class FnmrStream:
             below_lo = np.nextafter(np.asarray(w.lo, dtype=pair.dtype), np.asarray(-np.inf, dtype=pair.dtype))
             if not (self.search.to_final(torch.from_numpy(np.atleast_1d(below_lo))).numpy()[0] < threshold):
                 return None
-        pos_values, pos_counts = w.pos.result()
-        pos_final = self.search.to_final(pos_values).cpu().numpy()
-        n_above = int(pos_counts.cpu().numpy()[pos_final >= threshold].sum()) + w.pos_above
+        pos_values, pos_counts = w.pos.values_and_counts()
+        pos_final = self.search.to_final(torch.from_numpy(pos_values)).numpy()
+        n_above = int(pos_counts[pos_final >= threshold].sum()) + w.pos_above
         return float(np.float32(n_above / self.n_pos))
 
 

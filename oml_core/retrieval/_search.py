@@ -31,7 +31,7 @@ Metric = Literal["euclidean", "cosine", "dot"]
 METRICS: tuple[str, ...] = ("euclidean", "cosine", "dot")
 
 #: Bytes of the distance block of one chunk (queries x gallery) when ``chunk_size`` is not given.
-BLOCK_BYTES_CPU = 96 * 2**20
+BLOCK_BYTES_CPU = 192 * 2**20
 BLOCK_BYTES_CUDA = 512 * 2**20
 #: Gallery tile for the two-stage top-k (minimum of each tile, then the top-k inside the best tiles).
 TILE = 128

@@ -196,6 +196,7 @@ def test_streaming_fnmr_equals_numpy_quantile_on_all_pairs(kind, windows, monkey
         x = torch.randn(30, 8, generator=generator)[labels] + 0.4 * torch.randn(n, 8, generator=generator)
     else:
         x = torch.randint(0, 3, (n, 3), generator=generator).float()
+        monkeypatch.setattr(fnmr_module, "COMPACT_VALUES", 500)  # many equal values: (value, count) pairs early
     sequences = [f"s{i // 4}" for i in range(n)]
     if windows == "sampled":  # force the sampled windows on this small problem
         monkeypatch.setattr(fnmr_module, "EXACT_PAIRS", 0)
