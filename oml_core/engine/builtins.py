@@ -156,8 +156,7 @@ class Validation:
         if engine.state.is_main_process:
             overall = flatten_metrics(metrics.get("OVERALL", {}))
             shown = "  ".join(f"{name.replace('/', '@')}={value:.4f}" for name, value in overall.items())
-            when = "before training" if engine.state.step == 0 else f"epoch {engine.state.epoch}"
-            tqdm.write(f"validation {when}: {shown}", file=sys.stderr)
+            tqdm.write(f"validation (epoch {engine.state.epoch}, step {engine.state.step}): {shown}", file=sys.stderr)
 
 
 # ---------------------------------------------------------------------------------------------------- checkpoints

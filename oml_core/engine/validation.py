@@ -63,6 +63,9 @@ def compute_dataset_metrics(engine: Engine, embeddings: torch.Tensor) -> dict[st
     metric = EmbeddingMetrics(**args)
     metric.setup(num_samples=len(embeddings))
     metric.update_data({"embeddings": embeddings.float().cpu(), **columns})
-    metrics = metric.compute_metrics()
+    # the embeddings were gathered by inference and only rank 0 computes: a torchmetrics sync here would wait forever
+    with metric.sync_context(should_sync=False, should_unsync=False):
+        metric.sync_on_compute = metric._to_sync = False
+        metrics = metric.compute_metrics()
     engine.last_retrieval_results = getattr(metric, "retrieval_results", None)
     return metrics

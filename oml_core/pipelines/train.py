@@ -108,7 +108,11 @@ def build_datasets(cfg: TrainConfig, host: Host) -> tuple[Any, Any]:
         raise OMLError(f"{data.dataframe}: the dataframe needs a '{SPLIT_COLUMN}' column with train/validation rows")
     df_train = df[df[SPLIT_COLUMN] == TRAIN_SPLIT].reset_index(drop=True)
     df_val = df[df[SPLIT_COLUMN] == VALIDATION_SPLIT].reset_index(drop=True)
-    common: dict[str, Any] = {"dataset_root": data.dataset_root, "cache_size": data.cache_size, "skip_unreadable": data.skip_unreadable}
+    common: dict[str, Any] = {
+        "dataset_root": data.dataset_root,
+        "cache_size": data.cache_size,
+        "skip_unreadable": data.skip_unreadable,
+    }
     train = DatasetWithLabels(
         df_train, transform=build_transforms(host, data.transforms_train, data.im_size, train=True), **common
     )
