@@ -262,9 +262,10 @@ def inference_on_dataframe(
     ``emb_train, emb_val, df_train, df_val = inference_on_dataframe(dataset_root, "df.csv", extractor, transforms)``.
 
     ``df_or_csv_path`` is a DataFrame or a CSV/parquet path (relative paths that do not exist from the working
-    directory are looked up under ``dataset_root``). The returned dataframes have a fresh 0-based index and rows
-    in the file's order, aligned with the embeddings. With ``cache_dir``, the embeddings are cached there, keyed by
-    the extractor's weights, the dataframe (and its files' sizes and times) and ``repr(transforms)``.
+    directory are looked up under ``dataset_root``). The returned dataframes hold the paths joined with
+    ``dataset_root`` (as in OML), a fresh 0-based index and rows in the file's order, aligned with the embeddings.
+    With ``cache_dir``, the embeddings are cached there, keyed by the extractor's weights, the dataframe (and its
+    files' sizes and times) and ``repr(transforms)``.
 
     Example:
         >>> emb_train, emb_val, df_train, df_val = inference_on_dataframe(
@@ -292,6 +293,9 @@ def inference_on_dataframe(
         embeddings = inference_cached(
             extractor, dataset, batch_size, num_workers, key_parts=key_parts, cache_dir=cache_dir, **options
         )
+    # as OML does, the returned frames hold the paths joined with dataset_root, so datasets built from them
+    # without a root (seed 004) find their images wherever the program runs
+    df = dataset.df
     is_train = (df["split"].astype(str) == "train").to_numpy()
     df_train = df[is_train].reset_index(drop=True)
     df_val = _bool_columns(df[~is_train].reset_index(drop=True), ("is_query", "is_gallery"))

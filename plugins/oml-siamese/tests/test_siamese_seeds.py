@@ -39,9 +39,8 @@ def dataset_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     df.loc[validation, "is_query"] = first
     df.loc[validation, "is_gallery"] = ~first
     df.to_csv(root / "obj123.csv", index=False)
-    # OML's inference_on_dataframe returned paths joined with dataset_root, and the seed builds its datasets from
-    # those dataframes without dataset_root; oml_core's keeps the paths as in the file, so run from the root
-    monkeypatch.chdir(root)
+    # inference_on_dataframe returns paths joined with dataset_root (as OML's did): the seed builds its datasets
+    # from those dataframes without a root, from any working directory
     torch.manual_seed(0)
     return root
 
