@@ -100,6 +100,15 @@ def oml_register_weights(zoo: WeightsZoo) -> None:
 
 
 @hookspec
+def oml_register_pipelines(registry: Registry[Any]) -> None:
+    """Add config-driven pipelines: ``registry.add(name, config=<attrs class>, factory=<runner>, summary=...)``,
+    where ``name`` is the value of a config file's ``pipeline:`` key (``oml config check`` validates files with it).
+
+    Called once per plugin when the host starts. Return value ignored.
+    """
+
+
+@hookspec
 def oml_register_cli_commands(commands: CommandRegistry) -> None:
     """Add subcommands to the ``oml`` command line with ``commands.add(name, help=..., configure=..., run=...)``.
 

@@ -29,7 +29,7 @@ import pluggy
 from oml_core import hookspecs
 from oml_core._markers import ENTRY_POINT_GROUP, HOOK_PREFIX, PROJECT_NAME
 from oml_core.errors import DuplicateComponentError, OMLError, PluginLoadError, PluginValidationError
-from oml_core.registry import KINDS, Registries
+from oml_core.registry import KINDS, Registries, Registry
 from oml_core.weights import WeightsZoo
 
 #: Modules registered as plugins in every host, as pytest registers its own built-ins.
@@ -111,7 +111,9 @@ class Host:
         self.load_errors: dict[str, PluginLoadError] = {}
         self.registries = Registries(broken=self.load_errors)
         self.weights = WeightsZoo()
-        containers: list[Any] = [*self.registries, self.weights]
+        #: pipeline config classes by the name used in a config file's ``pipeline:`` key (``oml config check``)
+        self.pipelines: Registry[Any] = Registry("pipelines", self.registries)
+        containers: list[Any] = self._containers()
         for container in containers:
             container.raise_on_duplicate = strict
         if _env_list(self._env, "OML_TRACE_PLUGINS") is not None:
@@ -176,7 +178,7 @@ class Host:
         plugin = self.pm.get_plugin(name)
         if plugin is not None:
             self.pm.unregister(plugin)
-        containers: list[Any] = [*self.registries, self.weights]
+        containers: list[Any] = self._containers()
         for container in containers:
             container.remove_plugin(name)
         warnings.warn(str(error), RuntimeWarning, stacklevel=3)
@@ -209,6 +211,7 @@ class Host:
         and a plugin that raises is dropped alone."""
         calls: list[tuple[str, Any]] = [(f"oml_register_{kind}", self.registries[kind]) for kind in KINDS]
         calls.append(("oml_register_weights", self.weights))
+        calls.append(("oml_register_pipelines", self.pipelines))
         for name in names:
             plugin = self.pm.get_plugin(name)
             if plugin is None:
@@ -225,7 +228,7 @@ class Host:
             except Exception as exc:  # noqa: BLE001
                 self._mark_broken(name, exc)
                 continue
-            containers: list[Any] = [*self.registries, self.weights]
+            containers: list[Any] = self._containers()
             conflicts = [c for container in containers for c in container.conflicts if c.plugins[1] == name]
             if conflicts:
                 self._mark_broken(name, conflicts[0])
@@ -238,6 +241,12 @@ class Host:
             weights = [w for w in self.weights.names() if self.weights.get(w).plugin == name]
             if weights:
                 info.components["weights"] = weights
+            pipelines = [s.name for s in self.pipelines.specs() if s.plugin == name]
+            if pipelines:
+                info.components["pipelines"] = pipelines
+
+    def _containers(self) -> list[Any]:
+        return [*self.registries, self.weights, self.pipelines]
 
     # -------------------------------------------------------------------------------------------- public
     def register(self, plugin: object, name: str | None = None) -> str:
@@ -259,7 +268,7 @@ class Host:
         plugin = self.pm.get_plugin(name)
         if plugin is not None:
             self.pm.unregister(plugin)
-        containers: list[Any] = [*self.registries, self.weights]
+        containers: list[Any] = self._containers()
         for container in containers:
             container.remove_plugin(name)
         self._infos.pop(name, None)

@@ -96,6 +96,14 @@ def _predict(args: argparse.Namespace, host: Host) -> int:
 
 
 @hookimpl
+def oml_register_pipelines(registry: Registry[Any]) -> None:
+    from oml_core.pipelines.configs import TrainConfig
+    from oml_core.pipelines.train import train
+
+    registry.add("train", config=TrainConfig, factory=train, summary="train an extractor with a metric-learning loss (oml train)")
+
+
+@hookimpl
 def oml_register_cli_commands(commands: CommandRegistry) -> None:
     commands.add("train", help="train a model from a config file", configure=_configure_train, run=_train)
     commands.add(

@@ -12,13 +12,6 @@ if TYPE_CHECKING:
     from oml_core.host import Host
 
 
-def pipeline_configs() -> dict[str, type]:
-    """The config class of each pipeline, by the name used in a file's ``pipeline:`` key."""
-    from oml_core.pipelines.configs import PIPELINE_CONFIGS
-
-    return dict(PIPELINE_CONFIGS)
-
-
 def load_pipeline_config(host: Host, path: str | Path, *, pipeline: str | None = None, overrides: list[str] | None = None) -> Any:
     """Read ``path`` (YAML), apply ``--set`` overrides and structure it into its pipeline's config class.
 
@@ -29,9 +22,10 @@ def load_pipeline_config(host: Host, path: str | Path, *, pipeline: str | None =
     if not isinstance(data, dict):
         raise ConfigError([f"$: expected a mapping at the top of the file, got {type(data).__name__}"], str(path))
     data = apply_overrides(data, overrides or [])
-    configs = pipeline_configs()
     name = pipeline or data.get("pipeline", "train")
-    if name not in configs:
-        raise ConfigError([f"$.pipeline: unknown pipeline {name!r}; available: {', '.join(sorted(configs))}"], str(path))
-    data.setdefault("pipeline", name)
-    return host.registries.structure(data, configs[name], source=str(path))
+    if name not in host.pipelines:
+        available = ", ".join(host.pipelines.names()) or "none"
+        raise ConfigError([f"$.pipeline: unknown pipeline {name!r}; available: {available}"], str(path))
+    if data.setdefault("pipeline", name) != name:
+        raise ConfigError([f"$.pipeline: this is a {data['pipeline']!r} config, not a {name!r} one"], str(path))
+    return host.registries.structure(data, host.pipelines.get(name).config, source=str(path))

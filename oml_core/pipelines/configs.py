@@ -111,5 +111,3 @@ class TrainConfig:
     amp: bool = True
     plugins: PluginsConfig = PluginsConfig()
 
-
-PIPELINE_CONFIGS: dict[str, type] = {"train": TrainConfig}

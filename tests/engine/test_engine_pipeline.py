@@ -174,3 +174,14 @@ def test_ddp_two_cpu_processes_validate_like_one_and_train(tmp_path: Path, mock_
     assert len(batches[0]) == len(batches[1]) > 0  # same epoch length on each rank
     assert batches[0] != batches[1]  # different batches
     assert (run_dir / "checkpoints" / "last.pt").is_file() and len(list(run_dir.glob("metrics.csv"))) == 1
+
+
+def test_config_check_knows_every_registered_pipeline(tmp_path: Path, capsys) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    assert main(["config", "check", str(repo / "configs" / "train_mock.yaml")]) == 0
+    assert main(["config", "check", str(repo / "configs" / "train_postprocessor_mock.yaml")]) == 0
+    assert "OK (TrainPostprocessorConfig)" in capsys.readouterr().out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("pipeline: tranin\n")
+    assert main(["config", "check", str(bad)]) == 2
+    assert "$.pipeline: unknown pipeline 'tranin'; available: train, train_postprocessor" in capsys.readouterr().err

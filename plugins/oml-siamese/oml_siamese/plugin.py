@@ -169,6 +169,18 @@ def _train_postprocessor(args: argparse.Namespace, host: Host) -> int:
 
 
 @hookimpl
+def oml_register_pipelines(registry: Registry[Any]) -> None:
+    from oml_siamese.training import TrainPostprocessorConfig, train_postprocessor
+
+    registry.add(
+        "train_postprocessor",
+        config=TrainPostprocessorConfig,
+        factory=train_postprocessor,
+        summary="train a pairwise re-ranker on top of a frozen extractor (oml train-postprocessor)",
+    )
+
+
+@hookimpl
 def oml_register_cli_commands(commands: CommandRegistry) -> None:
     commands.add(
         "train-postprocessor",
