@@ -10,9 +10,14 @@ The quantile needs two order statistics of ``neg``, ``v[r]`` and ``v[r + 1]`` wi
 Before the pass, a stratified sample of pairs (every query, a few random gallery items each) gives, for each ``f``,
 a window ``[lo, hi]`` of raw distances that holds ``v[r]`` and ``v[r + 1]`` with overwhelming probability. The
 pass (the same one that finds the top-k) counts the negatives below ``lo`` and keeps the negatives inside the window
-(a few million values, stored as (value, count) pairs) and the positives' counts below/inside/above it. Afterwards
-the ranks are checked: if a window missed (astronomically rare, or adversarial data), another pass with a wider
-window is made, so the result is always exact. Small problems (``Q * G <= EXACT_PAIRS``) keep every negative.
+(a few million values; compacted into (value, count) pairs if there are many more, e.g. with massive ties) and the
+positives' counts below/inside/above it. Afterwards the ranks are checked: if a window missed (astronomically rare, or
+adversarial data), another pass with a wider window is made, so the result is always exact. Small problems
+(``Q * G <= EXACT_PAIRS``) keep every negative.
+
+Cost per distance on CPU: two NumPy comparisons, a count and a selection per window (one comparison for a window in
+the lower tail, whose candidates are few), on slices of rows that stay in the L2 cache; on CUDA, torch operations on
+the whole block.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ SAMPLE_SEED = 20240229
 SLICE_ELEMENTS = 2**18
 #: A window whose upper end is below this quantile selects its candidates with one comparison instead of two.
 SPARSE_FRACTION = 0.03
+#: Scan CPU blocks with NumPy (False: with torch, the CUDA code path).
+NUMPY_SCAN = True
 #: Window values kept as they come before they are compacted into (value, count) pairs.
 COMPACT_VALUES = 2**25
 
@@ -230,7 +237,7 @@ class FnmrStream:
         self.n_neg += n_rows * s.n_gallery - excluded - len(pos)
         block[rows[finite], cols[finite]] = float("inf")  # from here on the block holds negatives only
 
-        if block.is_cuda:
+        if block.is_cuda or not NUMPY_SCAN:
             self._scan_torch(block)
         else:
             self._scan_numpy(block)

@@ -23,7 +23,8 @@ was accumulated, by item position: ``items.embeddings`` ``(N, D)``, ``items.labe
 ``extra_keys``), as tensors (numeric values) or lists (anything else). ``items.take(key, positions)`` selects items,
 ``items.get_query_ids()`` / ``get_gallery_ids()`` / ``get_paths()`` / ``extra_data`` mirror OML's datasets. A pairwise
 re-ranker takes, for query ``q``, ``results.padded_ids[q, :top_n]`` -> ``results.gallery_item_ids[...]`` -> paths or
-embeddings of those items, re-scores them and returns ``results.with_retrieved(ids, distances)``.
+embeddings of those items, re-scores them and returns ``results.with_retrieved(ids, distances)``. As in OML 2.x, the
+keys a postprocessor lists in its ``needed_keys`` attribute (if any, e.g. ``("paths",)``) are accumulated as well.
 
 ``fnmr@fmr`` (OVERALL only, as in OML) and ``pcf`` describe the embeddings themselves: they are computed before the
 postprocessor runs.
@@ -259,6 +260,9 @@ class EmbeddingMetrics(torchmetrics.Metric):
             categories_key,
             sequence_key,
             *self.extra_keys,
+            # OML 2.x: what the postprocessor reads (e.g. the pairwise re-ranker's "paths") is accumulated too, so
+            # EmbeddingMetrics(postprocessor=...) works without repeating those keys in extra_keys
+            *tuple(getattr(postprocessor, "needed_keys", None) or ()),
         ]
         self.keys_to_accumulate: tuple[str, ...] = tuple(dict.fromkeys(k for k in keys if k is not None))
         self._state_names = {key: _state_name(i, key) for i, key in enumerate(self.keys_to_accumulate)}

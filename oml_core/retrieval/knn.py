@@ -25,7 +25,7 @@ def knn(
 ) -> tuple[Tensor, Tensor]:
     """The ``k`` nearest gallery items of every query: ``(distances (Q, k'), indices (Q, k'))``, ``k' = min(k, G)``.
 
-    Exact, in chunks of ``chunk_size`` queries (default: a block of about 96 MB on CPU, 512 MB on CUDA), so memory is
+    Exact, in chunks of ``chunk_size`` queries (default: a block of about 192 MB on CPU, 512 MB on CUDA), so memory is
     ``O(chunk_size * G + Q * k)``; it runs on the embeddings' device. ``metric`` is ``"euclidean"`` (as OML's
     ``pairwise_dist``), ``"cosine"`` (``1 - cos``) or ``"dot"`` (``-q.g``). A gallery item is skipped for a query when
     their ids are equal (``query_ids`` / ``gallery_ids``: the same item on both sides, 1-vs-rest) or their sequences

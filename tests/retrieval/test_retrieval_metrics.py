@@ -185,7 +185,7 @@ def _all_pairs(x: torch.Tensor, labels: torch.Tensor, sequences: list[str] | Non
 
 
 @pytest.mark.parametrize("kind", ["random", "clustered", "ties"])
-@pytest.mark.parametrize("windows", ["exact", "sampled"])
+@pytest.mark.parametrize("windows", ["exact", "sampled", "sampled-torch-scan"])
 def test_streaming_fnmr_equals_numpy_quantile_on_all_pairs(kind, windows, monkeypatch):
     generator = torch.Generator().manual_seed(11)
     n = 300
@@ -198,9 +198,11 @@ def test_streaming_fnmr_equals_numpy_quantile_on_all_pairs(kind, windows, monkey
         x = torch.randint(0, 3, (n, 3), generator=generator).float()
         monkeypatch.setattr(fnmr_module, "COMPACT_VALUES", 500)  # many equal values: (value, count) pairs early
     sequences = [f"s{i // 4}" for i in range(n)]
-    if windows == "sampled":  # force the sampled windows on this small problem
+    if windows.startswith("sampled"):  # force the sampled windows on this small problem
         monkeypatch.setattr(fnmr_module, "EXACT_PAIRS", 0)
         monkeypatch.setattr(fnmr_module, "SAMPLE_PAIRS", 20_000)
+    if windows.endswith("torch-scan"):  # the CUDA code path, on CPU
+        monkeypatch.setattr(fnmr_module, "NUMPY_SCAN", False)
     fmr_vals = (0.0, 0.001, 0.01, 0.1, 0.5, 1.0)
     ids = list(range(n))
     got = fnmr_at_fmr(
