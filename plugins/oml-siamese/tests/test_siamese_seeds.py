@@ -20,7 +20,7 @@ from oml_core.data.const import PATHS_COLUMN
 from oml_core.data.transforms import get_normalisation_resize_torch
 from oml_core.inference import inference_on_dataframe
 from oml_core.models import SimpleCNNExtractor
-from oml_core.retrieval import EmbeddingMetrics, RetrievalError, pairwise_dist
+from oml_core.retrieval import EmbeddingMetrics, pairwise_dist
 from oml_core.weights import get_transforms_for_pretrained
 
 
@@ -83,8 +83,7 @@ def test_seed_004_train_a_siamese_and_validate_it_with_embedding_metrics(dataset
     valid_loader = DataLoader(val_dataset, batch_size=4, shuffle=False)
 
     postprocessor = PairwiseImagesPostprocessor(top_n=3, pairwise_model=siamese, transforms=transform)
-    # the seed writes EmbeddingMetrics(postprocessor=postprocessor): see the xfail test below for why paths are named
-    calculator = EmbeddingMetrics(postprocessor=postprocessor, extra_keys=("paths",))
+    calculator = EmbeddingMetrics(postprocessor=postprocessor)
     calculator.setup(num_samples=len(val_dataset))
 
     for batch in valid_loader:
@@ -134,13 +133,8 @@ def test_seed_004_rerank_a_distance_matrix(dataset_root: Path) -> None:
     assert torch.equal(rest_after, rest_before)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RetrievalError,
-    reason="EmbeddingMetrics does not accumulate what its postprocessor needs (OML 2 added postprocessor.needed_keys, "
-    "here ('paths',)); until it does, the seed's EmbeddingMetrics(postprocessor=postprocessor) needs extra_keys=('paths',)",
-)
 def test_seed_004_embedding_metrics_with_only_a_postprocessor(dataset_root: Path) -> None:
+    # as in OML 2.x, EmbeddingMetrics accumulates the postprocessor's needed_keys (here "paths") by itself
     transform = get_normalisation_resize_torch(im_size=32)
     extractor = ViTExtractor("vits16_dino", arch="vits16", normalise_features=False)
     _, embeddings_val, _, df_val = inference_on_dataframe(dataset_root, "obj123.csv", extractor=extractor, transforms=transform)
