@@ -312,3 +312,21 @@ def test_seed_001_worst_queries_are_drawn_from_accumulated_paths(tmp_path):
     assert titles == ["top 5 worst by OVERALL_cmc_1"] and len(figures) == 1
     figures[0].savefig(tmp_path / "worst.png")
     assert (tmp_path / "worst.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_keys_a_postprocessor_needs_are_accumulated_for_it():
+    seen = {}
+
+    class NeedsPaths:
+        needed_keys = ("paths",)
+
+        def process(self, results, dataset=None):
+            seen["paths"] = dataset.take("paths", results.gallery_item_ids[results.padded_ids[:, 0]])
+            return results.with_retrieved(results.padded_ids, results.padded_distances)
+
+    data = _scenario("clustered")["data"]
+    calculator = EmbeddingMetrics(postprocessor=NeedsPaths(), cmc_top_k=(1,), pcf_variance=())
+    calculator.update_data(data, paths=[f"{i}.jpg" for i in range(len(data["labels"]))])
+    calculator.compute_metrics()
+    rr = calculator.retrieval_results
+    assert rr is not None and seen["paths"] == [f"{int(i)}.jpg" for i in rr.gallery_item_ids[rr.padded_ids[:, 0]]]
