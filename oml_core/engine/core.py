@@ -269,9 +269,14 @@ class PerItemSeededDataset(Dataset[Any]):
         return len(self.dataset)  # type: ignore[arg-type]
 
     def __getitem__(self, index: int) -> Any:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(_mix(self.seed, self.epoch, index))
+        # only the CPU generator: torch.manual_seed would also queue lazy CUDA/XPU/MTIA seeding, recording a stack
+        # trace each time (that alone cost the engine ~7% of a CPU training step)
+        saved = torch.get_rng_state()
+        torch.default_generator.manual_seed(_mix(self.seed, self.epoch, index))
+        try:
             return self.dataset[index]
+        finally:
+            torch.set_rng_state(saved)
 
 
 class _SkipFirst:
