@@ -348,6 +348,26 @@ def resolve_weights(
     )
 
 
+_PLUGIN_ZOOS: dict[str, WeightsZoo] = {}
+
+
+def plugin_zoo(plugin: str, register: Callable[[WeightsZoo], None], name: str | Path) -> WeightsZoo | None:
+    """A plugin's own zoo (built once from its ``oml_register_weights``) if it knows ``name``, else None, so that a
+    plugin resolves its own weight names without starting a host.
+
+    Example:
+        >>> from oml_vit.plugin import oml_register_weights   # doctest: +SKIP
+        >>> plugin_zoo("oml_vit", oml_register_weights, "vits16_dino")   # doctest: +SKIP
+    """
+    zoo = _PLUGIN_ZOOS.get(plugin)
+    if zoo is None:
+        zoo = WeightsZoo()
+        with zoo.registering(plugin):
+            register(zoo)
+        _PLUGIN_ZOOS[plugin] = zoo
+    return zoo if str(name) in zoo else None
+
+
 def find_zoo(name: str) -> WeightsZoo | None:
     """The most recently created zoo (of any host alive) that knows weights ``name``, or None.
 

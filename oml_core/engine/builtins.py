@@ -80,17 +80,30 @@ class DefaultTrainStep:
                 "of the epoch); the run stops here and the last checkpoint written before is kept. Lower the learning rate, "
                 "set grad_clip_norm, or check the data of this batch."
             )
-        (loss / options.accumulate_grad_batches).backward()
-        batches_in_epoch = len(engine.batch_sampler) if engine.batch_sampler is not None else 0
-        last_of_epoch = state.batch_in_epoch + 1 == batches_in_epoch
-        if (state.batch_in_epoch + 1) % options.accumulate_grad_batches == 0 or last_of_epoch:
-            if options.grad_clip_norm is not None:
-                params = [p for group in engine.optimizer.param_groups for p in group["params"]]
-                torch.nn.utils.clip_grad_norm_(params, options.grad_clip_norm)
-            engine.optimizer.step()
-            engine.optimizer.zero_grad(set_to_none=True)
+        backward_and_step(engine, loss)
         logs = {k: float(v) for k, v in (getattr(engine.criterion, "last_logs", None) or {}).items()}
         return StepOutput(loss=loss.detach(), logs=logs, embeddings=embeddings.detach())
+
+
+def backward_and_step(engine: Engine, loss: torch.Tensor) -> None:
+    """Backward pass with gradient accumulation (``options.accumulate_grad_batches``; the last batch of an epoch
+    always steps), gradient clipping (``options.grad_clip_norm``) and the optimizer step. For custom train steps.
+
+    Example (inside an ``oml_train_step`` implementation)::
+
+        loss = engine.criterion(engine.training_model(images), labels)
+        backward_and_step(engine, loss)
+    """
+    options, state = engine.options, engine.state
+    (loss / options.accumulate_grad_batches).backward()
+    batches_in_epoch = len(engine.batch_sampler) if engine.batch_sampler is not None else 0
+    last_of_epoch = state.batch_in_epoch + 1 == batches_in_epoch
+    if (state.batch_in_epoch + 1) % options.accumulate_grad_batches == 0 or last_of_epoch:
+        if options.grad_clip_norm is not None:
+            params = [p for group in engine.optimizer.param_groups for p in group["params"]]
+            torch.nn.utils.clip_grad_norm_(params, options.grad_clip_norm)
+        engine.optimizer.step()
+        engine.optimizer.zero_grad(set_to_none=True)
 
 
 class Seeding:

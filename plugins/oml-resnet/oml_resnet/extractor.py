@@ -16,6 +16,7 @@ from oml_core.weights import (
     find_zoo,
     load_checkpoint,
     load_weights_into,
+    plugin_zoo,
     resolve_weights,
     strip_prefix,
 )
@@ -95,20 +96,11 @@ class ResnetExtractor(nn.Module):
         return self.model.arch.feat_dim if self.remove_fc else 1000
 
 
-_OWN_ZOO: WeightsZoo | None = None
-
-
 def _zoo_for(weights: str | Path) -> WeightsZoo | None:
     """This plugin's own zoo when it knows ``weights`` (no host needed), else None (the installed plugins' zoo)."""
-    global _OWN_ZOO
-    if _OWN_ZOO is None:
-        from oml_resnet.plugin import oml_register_weights
+    from oml_resnet.plugin import oml_register_weights
 
-        zoo = WeightsZoo()
-        with zoo.registering("oml_resnet"):
-            oml_register_weights(zoo)
-        _OWN_ZOO = zoo
-    return _OWN_ZOO if str(weights) in _OWN_ZOO else None
+    return plugin_zoo("oml_resnet", oml_register_weights, weights)
 
 
 @attrs.frozen(kw_only=True)

@@ -22,7 +22,7 @@ from torch import Tensor
 from oml_core import hookimpl
 from oml_core.config import apply_overrides, dump_yaml, load_yaml
 from oml_core.engine import EngineOptions, StepOutput, flatten_metrics
-from oml_core.engine.builtins import NonFiniteLossError
+from oml_core.engine.builtins import NonFiniteLossError, backward_and_step
 from oml_core.errors import ConfigError, OMLError
 from oml_core.host import Host
 from oml_core.pipelines.configs import CheckpointConfig, DataConfig, OptimizerConfig, PluginsConfig, SchedulerConfig
@@ -146,15 +146,7 @@ class PairwiseTrainStep:
                 f"the pairwise loss is {loss.item()} at epoch {state.epoch + 1}, step {state.step + 1}; the run stops here "
                 "and the last checkpoint written before is kept. Lower the learning rate or set grad_clip_norm."
             )
-        (loss / options.accumulate_grad_batches).backward()
-        batches_in_epoch = len(engine.batch_sampler) if engine.batch_sampler is not None else 0
-        last_of_epoch = state.batch_in_epoch + 1 == batches_in_epoch
-        if (state.batch_in_epoch + 1) % options.accumulate_grad_batches == 0 or last_of_epoch:
-            if options.grad_clip_norm is not None:
-                params = [p for group in engine.optimizer.param_groups for p in group["params"]]
-                torch.nn.utils.clip_grad_norm_(params, options.grad_clip_norm)
-            engine.optimizer.step()
-            engine.optimizer.zero_grad(set_to_none=True)
+        backward_and_step(engine, loss)
         with torch.no_grad():
             accuracy = ((logits.float() > 0) == (target > 0.5)).float().mean()
         logs = {"pairs": float(len(ids1)), "negative_share": float(target.mean()), "pair_accuracy": float(accuracy)}
