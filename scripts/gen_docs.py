@@ -21,7 +21,6 @@ import difflib
 import fnmatch
 import importlib
 import inspect
-import os
 import re
 import sys
 import textwrap
@@ -936,7 +935,7 @@ def cli_page(host: Any) -> str:
         command = commands[name]
         sub = _subparser(parser, name)
         out += ["", f"## `oml {name}` {{#{_slug(name)}}}", "", md(command.help)[:1].upper() + md(command.help)[1:] + "."]
-        out += ["", "```", _usage(sub), "```"]
+        out += ["", "```", _usage(name, sub), "```"]
         rows = ["| argument | description |", "| --- | --- |"]
         for action in sub._actions:
             if isinstance(action, argparse._HelpAction):
@@ -962,17 +961,21 @@ def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentP
     return current
 
 
-def _usage(parser: argparse.ArgumentParser) -> str:
-    """``usage: ...`` wrapped at 100 columns whatever the terminal (argparse reads $COLUMNS)."""
-    previous = os.environ.get("COLUMNS")
-    os.environ["COLUMNS"] = "100"
-    try:
-        return parser.format_usage().strip()
-    finally:
-        if previous is None:
-            del os.environ["COLUMNS"]
-        else:
-            os.environ["COLUMNS"] = previous
+def _usage(name: str, parser: argparse.ArgumentParser) -> str:
+    """``oml index DATA --store STORE [--model MODEL] ...``, wrapped at 100 columns (argparse's own usage text
+    depends on the terminal width and the Python version)."""
+    parts = []
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        if not action.option_strings:
+            metavar = str(action.metavar or action.dest)
+            parts.append(f"{metavar} [{metavar} ...]" if action.nargs == "+" else metavar)
+            continue
+        option = max(action.option_strings, key=len)
+        text = option if action.nargs == 0 else f"{option} {action.metavar or action.dest.upper()}"
+        parts.append(text if action.required else f"[{text}]")
+    return textwrap.fill(" ".join([f"oml {name}", *parts]), width=100, subsequent_indent="    ", break_on_hyphens=False)
 
 
 def _argument_text(action: argparse.Action) -> str:
