@@ -45,8 +45,8 @@ KIND_INTRO: dict[str, str] = {
     "pairwise_models": "Re-rankers: `forward(x1, x2)` gives one logit per pair (higher: more likely different), "
     "`predict(x1, x2)` a distance. Used by the pairwise postprocessors and trained by `oml train-postprocessor`.",
     "losses": "`criterion(embeddings, labels)` returns a scalar to minimise; `criterion.last_logs` holds per-batch "
-    "statistics when the loss keeps them. In `oml train`, losses that need `in_features` / `num_classes` get them "
-    "from the extractor and the dataframe when the config leaves them out.",
+    "statistics when the loss keeps them. In `oml train` a loss's own parameters (ArcFace's class centres) are optimised "
+    "with the model's.",
     "miners": "`miner.sample(features, labels)` picks what a loss learns from: triplets "
     "(`anchor, positive, negative` index tensors) or pairs.",
     "samplers": "Batch samplers: they decide which items form each batch and get, besides their options, the "
@@ -142,7 +142,7 @@ PIPELINE_FIELD_DOCS: dict[str, str] = {
     "EmbedConfig.transforms": "Transforms of the images (empty: those of the extractor's `weights` when it is a weights "
     "name, else `norm_resize_torch` at `im_size`).",
     "EmbedConfig.out": "Output file: `.safetensors` (a tensor named `embeddings`), `.pt` or `.npy`.",
-    "EmbedConfig.im_size": "Side of the square images when `transforms` is empty and the weights name none.",
+    "EmbedConfig.im_size": "Side of the square images when `transforms` is empty and `weights` is not a weights name.",
     "EmbedConfig.batch_size": "Images per forward pass.",
     "EmbedConfig.num_workers": "DataLoader worker processes.",
     "EmbedConfig.device": "`cpu`, `cuda`, `cuda:N` (`null`: CUDA when available).",
@@ -779,7 +779,7 @@ def component_section(host: Any, spec: Any, info: Any, key: tuple[str, bool] | N
         out += ["", *table]
     runtime = runtime_arguments(spec)
     if runtime:
-        out += ["", f"Also given when created (not config): {', '.join(runtime)}."]
+        out += ["", f"Arguments besides the options, given by the pipeline or by your code: {', '.join(runtime)}."]
     values = example_values(spec)
     if key is None:  # no config file takes this kind: show the Python call
         return [*out, "", "```python", python_example(spec.kind, spec.name, values), "```"]
@@ -858,6 +858,7 @@ def anchor(cls: type) -> str:
 
 def config_page(host: Any, pipelines: list[tuple[str, type, str]]) -> str:
     converter = host.registries.converter
+    registered = getattr(host, "pipelines", None)
     used_docs: set[str] = set()
     out = [
         "# Config reference",
@@ -883,6 +884,9 @@ def config_page(host: Any, pipelines: list[tuple[str, type, str]]) -> str:
         out += ["", f"## {name} {{#{anchor(cls)}}}", "", f"`{command}` reads this file (`{cls.__name__}`).", ""]
         if name in PIPELINE_NOTES:
             out += [PIPELINE_NOTES[name], ""]
+        if registered is not None and name not in registered:
+            out += [f"`oml config check` does not know this format (it is not a registered pipeline); `{command}` "
+                    "checks the file the same way when it starts.", ""]  # fmt: skip
         out += field_table(cls, converter, link, docs=PIPELINE_FIELD_DOCS, used_docs=used_docs)
         for inner in nested:
             documented.add(inner)
