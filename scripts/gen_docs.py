@@ -8,9 +8,10 @@ The pages come from a ``Host`` holding the core's built-in plugins and every plu
 (``plugins/*`` and ``contrib/*``, except folders marked ``.not-installed``); each must be installed. Components
 registered by other installed plugins are left out, so the output depends only on the repository's code.
 
-Field descriptions come, in this order, from ``attrs.field(metadata={"doc": ...})``, an attribute docstring (a string
-right after the field in the class body), ``FIELD_DOCS`` below (pipeline fields that their classes do not describe)
-and the clause of the class docstring that names the field (``\\`\\`margin\\`\\`: ...``).
+Field descriptions come from the code first: ``attrs.field(metadata={"doc": ...})``, an attribute docstring (a
+string right after the field in the class body), the ``Args:`` entry of the class the component builds; then from
+``PIPELINE_FIELD_DOCS`` / ``COMPONENT_FIELD_DOCS`` below, and from the clause of the config's docstring that names
+the field ("margin: ..." in double backticks). Document new fields in the code; the tables here only fill what it leaves out.
 """
 
 from __future__ import annotations
@@ -385,7 +386,8 @@ def describe(cls: type, *, component: str | None, built: type | None, docs: Mapp
     shown: set[str] = set()
     for field in attrs.fields(cls):
         name, key = field.name, f"{cls.__name__}.{field.name}"
-        if field.metadata.get("doc"):
+        used_docs.update({name, key} & set(docs))  # the entry describes an existing field (used or outranked)
+        if field.metadata.get("doc"):  # the code's own words outrank this script's
             found[name] = _sentence(md(str(field.metadata["doc"])))
         elif name in attribute:
             found[name] = _sentence(attribute[name])
@@ -395,13 +397,11 @@ def describe(cls: type, *, component: str | None, built: type | None, docs: Mapp
                 text = text.replace(python, yaml_word)
             found[name] = _sentence(text)
         elif key in docs:
-            used_docs.add(key)
             found[name] = docs[key]
         elif name in single:
             shown.add(single[name])
             found[name] = _sentence(md(_strip_label(_strip_label(single[name], component), name)))
         elif name in docs:
-            used_docs.add(name)
             found[name] = docs[name]
     # a clause about fields that all have their own description adds nothing; one about no field is a remark
     kept = [c for c in clauses if c not in shown and not (set(_names_in(c, names)) and set(_names_in(c, names)) <= set(found))]
@@ -813,13 +813,11 @@ def _plain(text: str) -> str:
     return " ".join(w for w in words if w not in ("a", "an", "the"))
 
 
-def check_supplement(docs: Mapping[str, str], used: set[str], name: str) -> None:
-    unused = sorted(set(docs) - used)
-    if unused:
-        raise DocsError(
-            f"{name} in scripts/gen_docs.py describes fields that no config has, or that the code now describes itself; "
-            f"remove these entries: {unused}"
-        )
+def check_supplement(docs: Mapping[str, str], seen: set[str], name: str) -> None:
+    """Entries for fields that no documented config has any more are stale: say which."""
+    stale = sorted(set(docs) - seen)
+    if stale:
+        raise DocsError(f"{name} in scripts/gen_docs.py describes fields that no config has: remove {stale}")
 
 
 # ================================================================================================ config reference
