@@ -384,12 +384,15 @@ def test_seed001_sql_example_through_the_sql_store_and_retrieval_results(workdir
     from oml_core import Host
     from oml_core.stores import open_store
 
+    run_example("seed001_sql_1_create.py")  # the seed's own table in the same database file is left alone
     g = run_example("seed001_sql_store.py")
     printed = capsys.readouterr().out.splitlines()
     assert printed[0] == "SQL 형식으로 데이터 출력:"
-    assert [int(re.search(r"VALUES \((\d+),", line).group(1)) for line in printed[1:21]] == list(range(1, 21))
+    pattern = re.compile(r"INSERT INTO oml_embeddings \(id, embedding\) VALUES \((\d+), \[.*\]\);")
+    rows = [pattern.fullmatch(line) for line in printed[1:21]]
+    assert [int(row.group(1)) for row in rows] == list(range(1, 21))
 
-    with open_store(Host(), workdir / "embedding_database.db") as store:
+    with open_store(Host(), workdir / "embedding_database.db", table="oml_embeddings") as store:
         assert store.count() == 20 and store.dim == 100
         vectors, _ = store.get(list(range(1, 21)))
     # the store's top-5 equals the seed's own way: a Python loop of np.linalg.norm, then a sort
@@ -408,6 +411,10 @@ def test_seed001_sql_example_through_the_sql_store_and_retrieval_results(workdir
     for ax, item in zip(axes[1:], top5):
         assert ax.get_title().startswith(f"Gallery #{item} - ")
         assert np.array_equal(ax.get_images()[0].get_array(), vectors[item - 1].numpy().reshape(10, 10))
+    # a second run reuses the store (no duplicate ids) and the seed's table still has its one row
+    run_example("seed001_sql_store.py")
+    assert capsys.readouterr().out.count("INSERT INTO oml_embeddings") == 20
+    assert run_example("seed001_sql_3_topk.py")["top_k_ids"] == [1]
 
 
 def test_seed001_postprocessing_parts(served_vit, workdir: Path) -> None:
