@@ -251,7 +251,6 @@ def test_read_csv_keeps_paths_as_strings(tmp_path: Path) -> None:
 
 
 def test_read_parquet_and_tsv(tmp_path: Path, good_df: pd.DataFrame) -> None:
-    pytest.importorskip("pyarrow")
     good_df.to_parquet(tmp_path / "df.parquet")
     assert read_dataframe(tmp_path / "df.parquet")["label"].tolist() == good_df["label"].tolist()
     good_df.to_csv(tmp_path / "df.tsv", sep="\t", index=False)
