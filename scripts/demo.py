@@ -1,6 +1,7 @@
 """The main job: generate the mock dataset, train a small model on CPU, validate before and after training.
 
-Exits non-zero if the retrieval metrics did not improve.
+Extra arguments are config overrides, e.g. ``bash scripts/dev.sh demo epochs=5``. Exits non-zero if the retrieval
+metrics did not improve.
 """
 
 from __future__ import annotations
