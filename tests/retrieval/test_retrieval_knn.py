@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -143,7 +144,10 @@ def test_knn_and_fnmr_never_hold_the_query_x_gallery_matrix(tmp_path):
         print(json.dumps({"extra_mb": peak - before, "cmc1": float(values["OVERALL"]["cmc"][1])}))
         """
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True)
+    # a clean environment: the variables other tests of the same worker set (thread counts, allocator or
+    # distributed settings) must not change what this process allocates
+    env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "TMPDIR") if key in os.environ}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True, env=env)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["extra_mb"] < 300, result
     assert 0.5 < result["cmc1"] <= 1.0
