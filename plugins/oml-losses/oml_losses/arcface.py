@@ -39,8 +39,8 @@ class ArcFaceLossConfig:
     """``in_features``: embedding size; ``num_classes``: labels are ``0 .. num_classes - 1``; ``m``: angular margin
     (0.3-0.5); ``s``: logit scale (30-64); ``smoothing_epsilon``: label smoothing (0: none)."""
 
-    in_features: int
-    num_classes: int
+    in_features: int | None = None  # None: oml train fills in the extractor's feat_dim
+    num_classes: int | None = None  # None: oml train fills in max(label) + 1 of the training data
     m: float = 0.5
     s: float = 64.0
     smoothing_epsilon: float = 0.0
@@ -144,8 +144,8 @@ class ArcFaceLoss(nn.Module):
 class ArcFaceLossWithMLPConfig:
     """``mlp_features``: sizes of the projector's layers (ReLU between them); ArcFace acts on the last one."""
 
-    in_features: int
-    num_classes: int
+    in_features: int | None = None  # None: oml train fills in the extractor's feat_dim
+    num_classes: int | None = None  # None: oml train fills in max(label) + 1 of the training data
     mlp_features: tuple[int, ...]
     m: float = 0.5
     s: float = 64.0

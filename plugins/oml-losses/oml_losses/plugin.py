@@ -7,20 +7,31 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from oml_core import hookimpl
+from oml_core import OMLError, hookimpl
 from oml_losses.arcface import ArcFaceLoss, ArcFaceLossConfig, ArcFaceLossWithMLP, ArcFaceLossWithMLPConfig
 from oml_losses.contrastive import ContrastiveLoss, ContrastiveLossConfig
 from oml_losses.surrogate import SurrogatePrecision, SurrogatePrecisionConfig
 from oml_losses.triplet import TripletLossWithMiner, TripletLossWithMinerConfig
 
 
+def _require_sizes(name: str, fields: Mapping[str, Any]) -> None:
+    missing = [key for key in ("in_features", "num_classes") if fields.get(key) is None]
+    if missing:
+        raise OMLError(
+            f"{name} needs {' and '.join(missing)}: set them in its config, or let oml train fill them in "
+            "(in_features = the extractor's feat_dim, num_classes = max(label) + 1 of the training data)"
+        )
+
+
 def _arcface(label2category: Mapping[Any, Any] | None = None, **fields: Any) -> ArcFaceLoss:
+    _require_sizes("arcface", fields)
     return ArcFaceLoss(label2category=label2category, **fields)
 
 
 def _mlp_arcface(
     mlp_features: tuple[int, ...], label2category: Mapping[Any, Any] | None = None, **fields: Any
 ) -> ArcFaceLossWithMLP:
+    _require_sizes("mlp_arcface", fields)
     return ArcFaceLossWithMLP(mlp_features=list(mlp_features), label2category=label2category, **fields)
 
 

@@ -41,3 +41,16 @@ def test_configs_build_the_expected_components(oml_host) -> None:  # noqa: ANN00
         and arcface.label2category.tolist() == [0, 1, 0, 1, 0]
     )
     arcface(torch.randn(3, 8), torch.tensor([0, 1, 4]))
+
+
+def test_arcface_sizes_come_from_the_pipeline_context_or_fail_clearly(oml_host) -> None:
+    from oml_core import OMLError
+
+    loss = oml_host.registries.losses.create_in_context("arcface", {"m": 0.3}, in_features=16, num_classes=7)
+    assert (loss.in_features, loss.num_classes) == (16, 7)
+    explicit = oml_host.registries.losses.create_in_context(
+        "arcface", {"in_features": 8, "num_classes": 3}, in_features=16, num_classes=7
+    )
+    assert (explicit.in_features, explicit.num_classes) == (8, 3)
+    with pytest.raises(OMLError, match="arcface needs in_features and num_classes"):
+        oml_host.registries.losses.create("arcface")
