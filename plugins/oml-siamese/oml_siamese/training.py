@@ -20,10 +20,10 @@ import torch
 from torch import Tensor
 
 from oml_core import hookimpl
-from oml_core.config import apply_overrides, dump_yaml, load_yaml
+from oml_core.config import dump_yaml
 from oml_core.engine import EngineOptions, StepOutput, flatten_metrics
 from oml_core.engine.builtins import NonFiniteLossError, backward_and_step
-from oml_core.errors import ConfigError, OMLError
+from oml_core.errors import OMLError
 from oml_core.host import Host
 from oml_core.pipelines.configs import CheckpointConfig, DataConfig, OptimizerConfig, PluginsConfig, SchedulerConfig
 from oml_core.registry import ExtractorChoice, LoggerChoice, MinerChoice, PairwiseModelChoice, SamplerChoice
@@ -95,16 +95,10 @@ def load_config(host: Host, path: str | Path, overrides: list[str] | None = None
     Example:
         >>> cfg = load_config(Host(), "configs/train_postprocessor_mock.yaml", ["epochs=1"])   # doctest: +SKIP
     """
-    data = load_yaml(path)
-    if not isinstance(data, dict):
-        raise ConfigError([f"$: expected a mapping at the top of the file, got {type(data).__name__}"], str(path))
-    data = apply_overrides(data, overrides or [])
-    pipeline = data.setdefault("pipeline", PIPELINE_NAME)
-    if pipeline != PIPELINE_NAME:
-        raise ConfigError(
-            [f"$.pipeline: this is a {pipeline!r} config; 'oml train-postprocessor' needs pipeline: {PIPELINE_NAME}"], str(path)
-        )
-    return host.registries.structure(data, TrainPostprocessorConfig, source=str(path))
+    from oml_core.pipelines import load_pipeline_config
+
+    cfg: TrainPostprocessorConfig = load_pipeline_config(host, path, pipeline=PIPELINE_NAME, overrides=overrides)
+    return cfg
 
 
 # ================================================================================================ engine plugins
