@@ -111,6 +111,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from oml_core.host import Host
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv == ["--version"]:  # answered without loading any plugin
+        from oml_core import __version__
+
+        print(f"oml-core {__version__}")
+        return 0
     with warnings.catch_warnings(record=True) as load_warnings:
         warnings.simplefilter("always", RuntimeWarning)
         host = Host(strict=False)
