@@ -1,12 +1,14 @@
 """The ``oml`` command line. Subcommands come from plugins through ``oml_register_cli_commands``.
 
 Errors that OML raises on purpose (bad config, missing file, broken plugin) are printed as one paragraph
-and exit with status 2; anything else is a bug and keeps its traceback.
+and exit with status 2. Anything else is a bug (of OML or of a plugin): it is reported in one paragraph too, with
+exit status 1; ``--debug`` (or ``OML_DEBUG=1``) shows the traceback of either kind.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -84,6 +86,7 @@ def build_parser(commands: CommandRegistry) -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="oml", description="Open metric learning: train, validate, index and search.")
     parser.add_argument("--version", action="version", version=f"oml-core {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error (also OML_DEBUG=1)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     groups: dict[str, Any] = {}
     for name in commands.names():
@@ -111,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from oml_core.host import Host
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = debug_enabled(argv)
+    argv = [arg for arg in argv if arg != "--debug"]
     if argv == ["--version"]:  # answered without loading any plugin
         from oml_core import __version__
 
@@ -136,11 +141,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = command.run(args, host)
         return int(status or 0)
     except OMLError as exc:
-        print(f"oml: error: {exc}", file=sys.stderr)
+        if debug:
+            raise
+        print(f"oml: error: {_shorten_lines(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("oml: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one paragraph, never a bare traceback
+        if debug:
+            raise
+        where = " ".join(a for a in argv[:2] if not a.startswith("-")) or "oml"
+        print(
+            f"oml: internal error in '{where}': {type(exc).__name__}: {_shorten(str(exc))}. This is a bug of OML or of "
+            "a plugin, not of your input: please report it with the traceback that --debug (or OML_DEBUG=1) prints.",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def debug_enabled(argv: Sequence[str] = ()) -> bool:
+    """Whether tracebacks are wanted: ``--debug`` anywhere on the command line or ``OML_DEBUG`` set to 1/true/yes.
+
+    Example:
+        >>> debug_enabled(["train", "c.yaml", "--debug"])
+        True
+    """
+    return "--debug" in argv or os.environ.get("OML_DEBUG", "").strip().lower() in {"1", "true", "yes"}
+
+
+def _shorten_lines(text: str, limit: int = 2000) -> str:
+    return "\n".join(_shorten(line, limit) for line in text.splitlines())
+
+
+def _shorten(text: str, limit: int = 500) -> str:
+    """Messages quote user input, which can be huge (a 30 MB path): keep both ends of it."""
+    return text if len(text) <= limit else f"{text[: limit // 2]} ... [{len(text) - limit} characters] ... {text[-limit // 2 :]}"
 
 
 def _refuse_invalid_plugins(host: Host) -> None:

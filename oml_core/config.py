@@ -7,6 +7,7 @@ Strict means: ``3.7`` is not an int, ``"false"`` is not a bool, ``"3"`` is not a
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 import cattrs
+import cattrs.gen
 import yaml
 from cattrs.errors import (
     AttributeValidationNote,
@@ -46,6 +48,8 @@ def _strict_int(value: Any, _: type) -> int:
 def _strict_float(value: Any, _: type) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"expected a number, got {_describe(value)}")
+    if math.isnan(value):
+        raise ValueError("expected a number, got .nan (not a number): a NaN learning rate, margin or weight trains nothing")
     return float(value)
 
 
@@ -104,6 +108,22 @@ def make_converter(registries: Registries | None = None) -> cattrs.Converter:
         options = {} if choice.config is None else converter.unstructure(choice.config)
         return {"type": choice.type, **options}
 
+    def mapping_first(cls: type) -> Any:
+        # without this, a scalar where a mapping belongs ("optimizer: adam") fails deep inside cattrs with
+        # "AttributeError: 'str' object has no attribute 'keys'"
+        fields_hook = cattrs.gen.make_dict_structure_fn(
+            cls, converter, _cattrs_forbid_extra_keys=True, _cattrs_detailed_validation=True
+        )
+
+        def structure_fields(value: Any, _: type) -> Any:
+            if not isinstance(value, Mapping):
+                names = ", ".join(f.name for f in attrs.fields(cls))
+                raise TypeError(f"expected a mapping of {cls.__name__} fields ({names}), got {_describe(value)}")
+            return fields_hook(value, cls)
+
+        return structure_fields
+
+    converter.register_structure_hook_factory(lambda t: attrs.has(t) and not issubclass(t, Choice), mapping_first)
     converter.register_structure_hook_func(lambda t: isinstance(t, type) and issubclass(t, Choice), structure_choice)
     converter.register_unstructure_hook_func(lambda t: isinstance(t, type) and issubclass(t, Choice), unstructure_choice)
     return converter
@@ -119,7 +139,13 @@ def _extra_keys_message(exc: ForbiddenExtraKeysError) -> str:
     return f"unknown key{'s' if len(parts) > 1 else ''} {', '.join(parts)}; allowed keys: {', '.join(known) or 'none'}"
 
 
+_NOT_ITERABLE = re.compile(r"^'(\w+)' object is not iterable$")
+
+
 def _message(exc: BaseException) -> str:
+    not_iterable = _NOT_ITERABLE.match(str(exc)) if isinstance(exc, TypeError) else None
+    if not_iterable:
+        return f"expected a list (e.g. [1, 5]), got a single {not_iterable.group(1)}"
     if isinstance(exc, ForbiddenExtraKeysError):
         return _extra_keys_message(exc)
     if isinstance(exc, KeyError) and not isinstance(exc, OMLError):
@@ -193,6 +219,71 @@ _Loader.add_implicit_resolver(
 )
 
 
+MAX_YAML_NODES = 100_000
+"""How many values a YAML document may hold once its aliases are expanded: a config has hundreds; a "billion
+laughs" document, a few lines long, expands to billions and would exhaust memory when a list of it is read."""
+
+
+def _no_duplicate_keys(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+        line = key_node.start_mark.line + 1
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first at line {seen[key]}): one of the two would be ignored", key_node.start_mark
+            )
+        seen[key] = line
+    return loader.construct_mapping(node, deep=deep)  # type: ignore[no-untyped-call]
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicate_keys)
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """The number of values ``node`` stands for with every alias expanded (aliases share nodes: memoised)."""
+    if id(node) in memo:
+        return memo[id(node)]
+    memo[id(node)] = 1  # a recursive alias counts once instead of looping
+    children: list[yaml.Node] = []
+    if isinstance(node, yaml.SequenceNode):
+        children = list(node.value)
+    elif isinstance(node, yaml.MappingNode):
+        children = [part for pair in node.value for part in pair]
+    size = 1 + sum(_expanded_size(child, memo) for child in children)
+    memo[id(node)] = size
+    return size
+
+
+def parse_yaml(text: str, *, source: str = "<string>") -> Any:
+    """Parse YAML text safely: no Python tags, no duplicate keys, aliases bounded by :data:`MAX_YAML_NODES`.
+
+    Example:
+        >>> parse_yaml("epochs: 3\nlr: 1e-3")
+        {'epochs': 3, 'lr': 0.001}
+    """
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()  # type: ignore[no-untyped-call]
+        if node is None:
+            return None
+        size = _expanded_size(node, {})
+        if size > MAX_YAML_NODES:
+            raise ConfigError(
+                [f"$: the YAML aliases (&anchor / *alias) expand to {size:,} values, more than the {MAX_YAML_NODES:,} a "
+                 "config may hold; write the values out instead of nesting aliases"],
+                source,
+            )
+        return loader.construct_document(node)  # type: ignore[no-untyped-call]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([f"$: invalid YAML{where}: {problem}"], source) from None
+    finally:
+        loader.dispose()  # type: ignore[no-untyped-call]
+
+
 def load_yaml(path: str | Path) -> Any:
     """Read a YAML file; a syntax error names the file, line and column.
 
@@ -202,16 +293,22 @@ def load_yaml(path: str | Path) -> Any:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError([f"$: file not found: {path}"], str(path)) from None
+    except IsADirectoryError:
+        raise ConfigError([f"$: {path} is a folder; give the YAML config file inside it"], str(path)) from None
+    except OSError as exc:
+        raise ConfigError([f"$: cannot read {path}: {exc.strerror or exc}"], str(path)) from None
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError([f"$: invalid YAML{where}: {problem}"], str(path)) from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            [f"$: not UTF-8 text: byte 0x{data[exc.start]:02x} at line {line} cannot be decoded; save the file as UTF-8"],
+            str(path),
+        ) from None
+    return parse_yaml(text, source=str(path))
 
 
 def dump_yaml(data: Any, path: str | Path | None = None) -> str:
@@ -232,7 +329,14 @@ def parse_override(assignment: str) -> tuple[list[str], Any]:
     if "=" not in assignment:
         raise ConfigError([f"--set {assignment!r}: expected KEY=VALUE, e.g. epochs=3"])
     key, raw = assignment.split("=", 1)
-    value = yaml.load(raw, Loader=_Loader) if raw else ""  # noqa: S506
+    try:
+        value = parse_yaml(raw, source=f"--set {assignment}") if raw else ""
+    except ConfigError as exc:
+        problem = exc.problems[0].removeprefix("$: ")
+        raise ConfigError(
+            [f"--set {assignment!r}: the value is read as YAML and is not valid ({problem}); "
+             f"quote the whole value, e.g. --set \"{key}='...'\""]
+        ) from None
     return key.strip().split("."), value
 
 

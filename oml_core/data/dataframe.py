@@ -288,6 +288,8 @@ def _examples(values: Iterable[Any], limit: int = 3) -> str:
     unique: list[str] = []
     for value in values:
         text = repr(value)
+        if len(text) > 80:  # a 30 MB cell must not make a 60 MB message
+            text = f"{text[:60]}...({len(text)} characters)"
         if text not in unique:
             unique.append(text)
         if len(unique) >= limit:
