@@ -288,8 +288,8 @@ def _examples(values: Iterable[Any], limit: int = 3) -> str:
     unique: list[str] = []
     for value in values:
         text = repr(value)
-        if len(text) > 80:  # a 30 MB cell must not make a 60 MB message
-            text = f"{text[:60]}...({len(text)} characters)"
+        if len(text) > 300:  # a 30 MB cell must not make a 60 MB message
+            text = f"{text[:150]}...[{len(text) - 250} characters]...{text[-100:]}"
         if text not in unique:
             unique.append(text)
         if len(unique) >= limit:
@@ -525,6 +525,18 @@ class _Checker:
                 f"paths must stay inside dataset_root {str(self.root)!r}; these climb out of it with '..': "
                 f"{_examples(strings[~absolute][escaping])}",
                 _rows(escaping),
+            )
+        if self.allow_absolute_paths:
+            return
+        inside = strings[~absolute][~escaping]
+        linked_out = inside.map(_RootConfinement(self.root).leaves_root).astype(bool)
+        if linked_out.any():
+            self.error(
+                "path_outside_root",
+                f"these paths lead out of dataset_root {str(self.root)!r} through a symbolic link: "
+                f"{_examples(inside[linked_out])}; copy the files into the root, or allow files outside it "
+                "(allow_absolute_paths=True; data.allow_outside_root: true in a config)",
+                _rows(linked_out),
             )
 
     def _check_split(self) -> None:
@@ -790,6 +802,30 @@ class _Checker:
             )
 
 
+class _RootConfinement:
+    """Whether a relative path, once symbolic links are followed, still lies inside the root.
+
+    Folders are resolved once each (a dataset has millions of files in a few folders); a file is resolved only when
+    it is itself a link.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = os.path.realpath(root)
+        self._folders: dict[str, bool] = {}
+
+    def _inside(self, real: str) -> bool:
+        return real == self.root or real.startswith(self.root.rstrip(os.sep) + os.sep)
+
+    def leaves_root(self, path: str) -> bool:
+        full = os.path.join(self.root, path)
+        folder = os.path.dirname(full)
+        if folder not in self._folders:
+            self._folders[folder] = self._inside(os.path.realpath(folder))
+        if not self._folders[folder]:
+            return True
+        return os.path.islink(full) and not self._inside(os.path.realpath(full))
+
+
 def _is_absolute(path: str) -> bool:
     return os.path.isabs(path) or path.startswith("~") or Path(path).drive != ""
 
@@ -841,7 +877,8 @@ def query_rows_without_match(
 
 # ================================================================================================== splitting
 def split_dataframe(df: pd.DataFrame | str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(df_train, df_val)`` by the ``split`` column, each with a fresh index; validation flags become bools.
+    """``(df_train, df_val)`` by the ``split`` column, keeping the rows' index (errors name the file's rows);
+    validation flags become bools.
 
     Example:
         >>> df = pd.DataFrame({"label": [0, 1], "path": ["a", "b"], "split": ["train", "validation"],
@@ -853,8 +890,8 @@ def split_dataframe(df: pd.DataFrame | str | os.PathLike[str]) -> tuple[pd.DataF
     df = read_dataframe(df)
     if SPLIT_COLUMN not in df.columns:
         raise _single_problem_error("missing_column", f"the required column {SPLIT_COLUMN!r} is missing", df.attrs.get("source"))
-    df_train = df[df[SPLIT_COLUMN] == TRAIN_SPLIT].reset_index(drop=True)
-    df_val = df[df[SPLIT_COLUMN] == VALIDATION_SPLIT].reset_index(drop=True)
+    df_train = df[df[SPLIT_COLUMN] == TRAIN_SPLIT]
+    df_val = df[df[SPLIT_COLUMN] == VALIDATION_SPLIT].copy()
     for column in (IS_QUERY_COLUMN, IS_GALLERY_COLUMN):
         if column in df_val.columns:
             parsed, bad = parse_bool_column(df_val[column])
@@ -862,7 +899,7 @@ def split_dataframe(df: pd.DataFrame | str | os.PathLike[str]) -> tuple[pd.DataF
                 rows = _rows(bad | parsed.isna())
                 raise _single_problem_error(
                     f"{column}_not_boolean",
-                    f"{column} must be true or false on validation rows ({_describe_rows(rows)} of the validation part)",
+                    f"{column} must be true or false on validation rows ({_describe_rows(rows)})",
                     df.attrs.get("source"),
                 )
             df_val[column] = parsed.astype(bool)

@@ -20,6 +20,40 @@ _EXIF_ORIENTATION_TAG = 0x0112
 _TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}  # these swap width and height
 
 
+DEFAULT_MAX_IMAGE_PIXELS = 2 * 89_478_485
+"""Images with more pixels are refused (twice pillow's warning threshold, where pillow itself refuses): a 30000 x 30000
+PNG of a few kilobytes would take 2.7 GB to decode. Set ``OML_MAX_IMAGE_PIXELS`` to lower it (or to raise it up to
+pillow's own ``PIL.Image.MAX_IMAGE_PIXELS`` limit, which a program may raise in turn)."""
+
+
+def max_image_pixels() -> int:
+    """The pixel limit in force: ``OML_MAX_IMAGE_PIXELS`` if set, else :data:`DEFAULT_MAX_IMAGE_PIXELS`.
+
+    Example:
+        >>> max_image_pixels() > 100_000_000
+        True
+    """
+    raw = os.environ.get("OML_MAX_IMAGE_PIXELS", "").strip()
+    if not raw:
+        return DEFAULT_MAX_IMAGE_PIXELS
+    try:
+        value = int(raw.replace("_", ""))
+    except ValueError:
+        raise OMLError(f"OML_MAX_IMAGE_PIXELS must be a whole number of pixels, e.g. 200000000; got {raw!r}") from None
+    if value <= 0:
+        raise OMLError(f"OML_MAX_IMAGE_PIXELS must be positive, got {value}")
+    return value
+
+
+def _check_pixels(width: int, height: int) -> None:
+    limit = max_image_pixels()
+    if width * height > limit:
+        raise ValueError(
+            f"{width} x {height} = {width * height:,} pixels is more than the limit of {limit:,} (a decompression bomb, or a "
+            f"huge scan: set OML_MAX_IMAGE_PIXELS to a larger number to read it anyway)"
+        )
+
+
 class ImageReadError(OMLError):
     """An image is missing, unreadable or corrupt; the message names the file and, when known, its dataframe row."""
 
@@ -49,6 +83,7 @@ def read_image(source: ImageSource, *, row: Hashable | None = None, name: str | 
     label = name if name is not None else ("<bytes>" if isinstance(source, bytes) else os.fspath(source))
     try:
         with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as opened:
+            _check_pixels(*opened.size)
             opened.load()
             image = ImageOps.exif_transpose(opened) or opened
             return to_rgb(image)
@@ -58,7 +93,11 @@ def read_image(source: ImageSource, *, row: Hashable | None = None, name: str | 
         raise ImageReadError(label, "it is a directory, not an image file", row) from None
     except UnidentifiedImageError:
         raise ImageReadError(label, "pillow does not recognise it as an image (corrupt or not an image file)", row) from None
-    except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt data, unsupported modes
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(label, f"{exc} Set OML_MAX_IMAGE_PIXELS and PIL.Image.MAX_IMAGE_PIXELS to read it", row) from None
+    except ValueError as exc:
+        raise ImageReadError(label, str(exc), row) from None
+    except (OSError, SyntaxError) as exc:  # truncated or corrupt data, unsupported modes
         raise ImageReadError(label, f"{type(exc).__name__}: {exc}", row) from None
 
 
@@ -108,9 +147,12 @@ def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
     try:
         with Image.open(path) as image:
             width, height = image.size
+            _check_pixels(width, height)
             orientation = image.getexif().get(_EXIF_ORIENTATION_TAG)
     except FileNotFoundError:
         raise ImageReadError(os.fspath(path), "the file does not exist") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(os.fspath(path), str(exc)) from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError(os.fspath(path), f"{type(exc).__name__}: {exc}") from None
     return (height, width) if orientation in _TRANSPOSING_ORIENTATIONS else (width, height)

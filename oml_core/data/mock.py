@@ -362,7 +362,8 @@ def download_mock_dataset(
     df = read_dataframe(root / df_name)
     if global_paths:
         df[PATHS_COLUMN] = [str(root / p) for p in df[PATHS_COLUMN]]
-    return split_dataframe(df)
+    df_train, df_val = split_dataframe(df)
+    return df_train.reset_index(drop=True), df_val.reset_index(drop=True)  # as OML returns them
 
 
 __all__ = [

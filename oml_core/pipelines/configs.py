@@ -19,6 +19,7 @@ class DataConfig:
     """Where the data is: a dataframe in OML's format (CSV or parquet) and the folder its paths are relative to.
 
     Empty ``transforms_*`` mean: resize to ``im_size`` and normalise (training adds light augmentations).
+    Image paths must stay inside ``dataset_root`` (also through symbolic links) unless ``allow_outside_root``.
     """
 
     dataframe: Path
@@ -29,6 +30,7 @@ class DataConfig:
     num_workers: int = 0
     cache_size: int = 0
     skip_unreadable: bool = False
+    allow_outside_root: bool = False
 
 
 @attrs.frozen(kw_only=True)

@@ -106,12 +106,14 @@ def build_datasets(cfg: TrainConfig, host: Host) -> tuple[Any, Any]:
     df = read_dataframe(data.dataframe)
     if SPLIT_COLUMN not in df.columns:
         raise OMLError(f"{data.dataframe}: the dataframe needs a '{SPLIT_COLUMN}' column with train/validation rows")
-    df_train = df[df[SPLIT_COLUMN] == TRAIN_SPLIT].reset_index(drop=True)
-    df_val = df[df[SPLIT_COLUMN] == VALIDATION_SPLIT].reset_index(drop=True)
+    # the parts keep the file's row numbers, so that a problem found in them names the row of the file
+    df_train = df[df[SPLIT_COLUMN] == TRAIN_SPLIT]
+    df_val = df[df[SPLIT_COLUMN] == VALIDATION_SPLIT]
     common: dict[str, Any] = {
         "dataset_root": data.dataset_root,
         "cache_size": data.cache_size,
         "skip_unreadable": data.skip_unreadable,
+        "allow_absolute_paths": data.allow_outside_root,
     }
     train = DatasetWithLabels(
         df_train, transform=build_transforms(host, data.transforms_train, data.im_size, train=True), **common

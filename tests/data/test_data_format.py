@@ -290,7 +290,9 @@ def test_split_dataframe(tmp_path: Path, good_df: pd.DataFrame) -> None:
     good_df.to_csv(tmp_path / "df.csv", index=False)
     df_train, df_val = split_dataframe(tmp_path / "df.csv")
     assert df_train["label"].tolist() == [0, 0, 1, 1]
-    assert df_val.index.tolist() == [0, 1, 2, 3]
+    file_rows = good_df.index[good_df["split"] == "validation"].tolist()
+    assert len(file_rows) == 4 and file_rows != [0, 1, 2, 3]  # the parts keep the file's row numbers
+    assert df_val.index.tolist() == file_rows
     assert df_val["is_query"].dtype == bool and df_val["is_query"].all()
 
 
