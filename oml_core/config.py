@@ -111,7 +111,7 @@ def make_converter(registries: Registries | None = None) -> cattrs.Converter:
     def mapping_first(cls: type) -> Any:
         # without this, a scalar where a mapping belongs ("optimizer: adam") fails deep inside cattrs with
         # "AttributeError: 'str' object has no attribute 'keys'"
-        fields_hook = cattrs.gen.make_dict_structure_fn(
+        fields_hook: Any = cattrs.gen.make_dict_structure_fn(
             cls, converter, _cattrs_forbid_extra_keys=True, _cattrs_detailed_validation=True
         )
 
@@ -230,9 +230,8 @@ def _no_duplicate_keys(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bo
         key = loader.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
         line = key_node.start_mark.line + 1
         if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (first at line {seen[key]}): one of the two would be ignored", key_node.start_mark
-            )
+            problem = f"duplicate key {key!r} (first at line {seen[key]}): one of the two would be ignored"
+            raise yaml.constructor.ConstructorError(None, None, problem, key_node.start_mark)
         seen[key] = line
     return loader.construct_mapping(node, deep=deep)  # type: ignore[no-untyped-call]
 

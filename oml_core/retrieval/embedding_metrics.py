@@ -515,7 +515,9 @@ class EmbeddingMetrics(torchmetrics.Metric):
             raise RetrievalError("compute_metrics() first: there is nothing to visualize yet")
         figures, titles = [], []
         for name, value in _flatten(self.metrics_unreduced).items():
-            if value.ndim == 0 or any(f"/{m}/" in f"/{name}/" for m in self.metrics_to_exclude_from_visualization):
+            if value.ndim == 0 or value.dtype == torch.bool:  # a count, or the mask of queries without relevant items
+                continue
+            if any(f"/{m}/" in f"/{name}/" for m in self.metrics_to_exclude_from_visualization):
                 continue
             if self.visualize_only_overall_category and not name.startswith(OVERALL_CATEGORIES_KEY):
                 continue

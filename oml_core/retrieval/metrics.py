@@ -6,11 +6,13 @@ fewer than asked), ``n`` is the number of relevant gallery items (``n_gt``), ``k
 
 - ``cmc@k = 1 if n_k' > 0 else 0``;
 - ``precision@k = n_k' / min(n, k')`` - OML's denominator, which does not penalise a perfect model when ``n < k``;
-  a query with retrieved items but no relevant one gives ``0 / 0 = NaN``, exactly as OML 4.0 does;
+  a query with retrieved items but no relevant one gives ``0 / 0 = NaN`` per query, exactly as OML 4.0 does;
 - ``map@k = (1 / n_k') * sum_{i <= k'} (n_i / i) * g_i`` - normalised by the hits in the top ``k'`` (0 if none).
 
 OML's edge rules: a query with nothing retrieved scores 1 on all three if it has no relevant item (``n = 0``) and 0
-otherwise. Results are averaged over queries (``reduce=True``).
+otherwise. Results are averaged over queries (``reduce=True``). Unlike OML 4.0, the averages of these three leave out
+the queries that have no relevant gallery item at all (OML counts them as 0, and their precision as NaN, which made
+the average NaN); a warning gives their count, which the reduced metrics return as ``queries_without_gt``.
 
 Standard definitions, on request (the convention of pytorch-metric-learning's AccuracyCalculator, with ``R = n``;
 queries without any relevant item are left out of the average, as PML leaves out "lone" queries):
@@ -24,6 +26,7 @@ queries without any relevant item are left out of the average, as PML leaves out
 
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
 from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -38,6 +41,10 @@ if TYPE_CHECKING:
     from oml_core.retrieval.results import RetrievalResults
 
 OVERALL_CATEGORIES_KEY = "OVERALL"
+#: How many queries had no relevant gallery item; present in reduced metrics only when some query had none.
+QUERIES_WITHOUT_GT_KEY = "queries_without_gt"
+#: OML's metrics that say nothing about a query without any relevant item (precision is even 0 / 0 there).
+_NEED_GT: tuple[str, ...] = ("cmc", "precision", "map")
 #: Metrics averaged over the queries that have a relevant item (NaN-skipping mean), the PML convention.
 STANDARD_METRICS: tuple[str, ...] = ("map_at_r", "r_precision", "mrr")
 
@@ -45,6 +52,7 @@ TMetricsDict = dict[Any, Any]
 
 __all__ = [
     "OVERALL_CATEGORIES_KEY",
+    "QUERIES_WITHOUT_GT_KEY",
     "TMetricsDict",
     "calc_cmc",
     "calc_fnmr_at_fmr",
@@ -418,9 +426,32 @@ def _metrics_from_tops(
         metrics["r_precision"] = {"R": calc_r_precision(correct, n_gt, n_retrieved=kw)}
     if mrr_top_k:
         metrics["mrr"] = dict(zip(mrr_top_k, calc_mrr(correct, n_gt, mrr_top_k, n_retrieved=kw)))
+    if bool((n_gt == 0).any()):
+        metrics[QUERIES_WITHOUT_GT_KEY] = n_gt == 0
     if query_categories is not None:
         metrics = split_by_category(metrics, query_categories)
     return reduce_metrics(metrics) if reduce else metrics
+
+
+def _leave_out_queries_without_gt(metrics: TMetricsDict, warn: bool) -> TMetricsDict:
+    """Mark the queries without any relevant gallery item (NaN) so that averages leave them out.
+
+    OML 4.0 averages them in: their cmc and map are 0 whatever the model does, and their precision is 0 / 0, which
+    turns the average into NaN and poisons every mean a user logs."""
+    lone = metrics[QUERIES_WITHOUT_GT_KEY]
+    if warn:
+        warnings.warn(
+            f"{int(lone.sum())} of {len(lone)} queries have no relevant gallery item: they are left out of the averages "
+            f"of {', '.join(_NEED_GT)} (metrics['{QUERIES_WITHOUT_GT_KEY}'] gives their count). Add gallery items of "
+            "their labels, or mark them is_query=false, to score them.",
+            UserWarning,
+            stacklevel=4,
+        )
+    out = dict(metrics)
+    for name in _NEED_GT:
+        if name in out:
+            out[name] = {k: torch.where(lone.to(v.device), torch.full_like(v, float("nan")), v) for k, v in out[name].items()}
+    return out
 
 
 def category_index(categories: Any) -> tuple[list[Hashable], Tensor]:
@@ -457,13 +488,18 @@ def _take(metrics: TMetricsDict, mask: Tensor) -> TMetricsDict:
 
 
 def reduce_metrics(metrics: TMetricsDict, _name: Any = None) -> TMetricsDict:
-    """Average every per-query tensor (a NaN-skipping mean for the standard metrics, the plain mean otherwise)."""
+    """Average every per-query tensor (a NaN-skipping mean for the standard metrics, the plain mean otherwise);
+    queries without any relevant gallery item are left out of the averages of cmc, precision and map, with a warning."""
+    if isinstance(metrics.get(QUERIES_WITHOUT_GT_KEY), Tensor) and metrics[QUERIES_WITHOUT_GT_KEY].ndim == 1:
+        metrics = _leave_out_queries_without_gt(metrics, warn=_name in (None, OVERALL_CATEGORIES_KEY))
     out: TMetricsDict = {}
     for key, value in metrics.items():
         if isinstance(value, Tensor):
             if value.ndim == 0:
                 out[key] = value
-            elif _name in STANDARD_METRICS:
+            elif key == QUERIES_WITHOUT_GT_KEY:
+                out[key] = value.sum()
+            elif _name in STANDARD_METRICS or _name in _NEED_GT:
                 out[key] = value.nanmean()
             else:
                 out[key] = value.mean()

@@ -144,6 +144,7 @@ class Reference:
             return i == j or (sequences is not None and sequences[i] == sequences[j])
 
         per_query: list[dict[str, dict[Any, float]]] = []
+        has_gt: list[bool] = []
         pos: list[float] = []
         neg: list[float] = []
         for i in queries:
@@ -164,11 +165,21 @@ class Reference:
                 "map": {k: Reference.map(correct, n_gt, k) for k in map_top_k},
             }
             per_query.append({name: v for name, v in values.items() if v})
+            has_gt.append(n_gt > 0)
+        any_lone = not all(has_gt)
 
-        def mean(rows: list[dict[str, dict[Any, float]]]) -> dict[str, dict[Any, float]]:
-            return {name: {k: float(np.mean([r[name][k] for r in rows])) for k in rows[0][name]} for name in rows[0]}
+        def mean(rows: list[dict[str, dict[Any, float]]], scored: list[bool]) -> dict[str, Any]:
+            # queries without any relevant gallery item are left out of the averages, and counted
+            kept = [r for r, s in zip(rows, scored) if s]
+            out = {
+                name: {k: float(np.mean([r[name][k] for r in kept])) if kept else float("nan") for k in rows[0][name]}
+                for name in rows[0]
+            }
+            if any_lone:
+                out["queries_without_gt"] = scored.count(False)
+            return out
 
-        out: dict[Any, dict[str, dict[Any, float]]] = {"OVERALL": mean(per_query)}
+        out: dict[Any, dict[str, Any]] = {"OVERALL": mean(per_query, has_gt)}
         if pcf_variance:
             out["OVERALL"]["pcf"] = {v: Reference.pcf(emb, v) for v in pcf_variance}
         if categories is not None:
@@ -177,8 +188,8 @@ class Reference:
                 if categories[i] not in seen:
                     seen.append(categories[i])
             for cat in seen:
-                rows = [per_query[n] for n, i in enumerate(queries) if categories[i] == cat]
-                out[cat] = mean(rows)
+                members_q = [n for n, i in enumerate(queries) if categories[i] == cat]
+                out[cat] = mean([per_query[n] for n in members_q], [has_gt[n] for n in members_q])
                 if pcf_variance:
                     members = [i for i in range(len(emb)) if categories[i] == cat]
                     out[cat]["pcf"] = {v: Reference.pcf(emb[members], v) for v in pcf_variance}
