@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import warnings
 from collections.abc import Hashable, Iterable, Sequence
 from pathlib import Path
@@ -49,6 +50,7 @@ FORMAT_HINT = (
     "x_1, y_1, x_2, y_2 (all four or none per row)."
 )
 _MAX_ROWS_SHOWN = 10
+_INT_TEXT = re.compile(r"[+-]?\d+(\.0*)?")
 _TRUE_VALUES = {"true", "1", "yes", "1.0"}
 _FALSE_VALUES = {"false", "0", "no", "0.0"}
 
@@ -200,6 +202,14 @@ def read_dataframe(path_or_df: str | os.PathLike[str] | pd.DataFrame) -> pd.Data
         ) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, OSError) as exc:
         raise _single_problem_error("unreadable", f"cannot read {source!r}: {type(exc).__name__}: {exc}", source) from None
+    if suffix in (".csv", ".tsv", ".txt"):
+        # pandas renames a repeated header "label" to "label.1" and reads on: which one holds the labels?
+        columns = [c for c in df.columns if isinstance(c, str)]
+        repeated = [c.rsplit(".", 1)[0] for c in columns if re.fullmatch(r".+\.\d+", c) and c.rsplit(".", 1)[0] in columns]
+        if repeated:
+            names = ", ".join(map(repr, dict.fromkeys(repeated)))
+            message = f"the header names column {names} more than once; rename or drop one"
+            raise _single_problem_error("duplicate_column", message, source)
     df = normalise_columns(df)
     df.attrs["source"] = source
     return df
@@ -249,9 +259,9 @@ def parse_int_column(values: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series
     """``(parsed, missing, bad)`` for a column of integers (e.g. labels): whole floats such as ``3.0`` count as ints.
 
     Example:
-        >>> parsed, missing, bad = parse_int_column(pd.Series([1, 2.0, None, "x", 2.5]))
+        >>> parsed, missing, bad = parse_int_column(pd.Series([1, 2.0, None, "x", 2.5, "7"]))
         >>> parsed.tolist(), missing.tolist(), bad.tolist()
-        ([1, 2, None, None, None], [False, False, True, False, False], [False, False, False, True, True])
+        ([1, 2, None, None, None, 7], [False, False, True, False, False, False], [False, False, False, True, True, False])
     """
     if pd.api.types.is_integer_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
         no = pd.Series(False, index=values.index)
@@ -268,6 +278,9 @@ def parse_int_column(values: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series
                 result, ok = int(value), True
             elif isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
                 result, ok = int(value), True
+            elif isinstance(value, str) and _INT_TEXT.fullmatch(value.strip()):
+                # one bad cell makes pandas read the whole column as text: the other cells are still integers
+                result, ok = int(float(value)), True
         parsed.append(result)
         missing.append(is_missing)
         bad.append(not ok)
