@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import json
 import os
 import pickle
 import re
@@ -21,6 +22,7 @@ import urllib.parse
 import urllib.request
 import warnings
 import weakref
+import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -456,8 +458,13 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
             from safetensors.torch import load_file
         except ImportError:
             raise WeightsError(f"{path} is a safetensors file; install the 'safetensors' package to read it") from None
+        check_safetensors_layout(path)
         device = str(map_location) if not isinstance(map_location, torch.device) else str(map_location)
-        return dict(load_file(str(path), device=device))
+        try:
+            return dict(load_file(str(path), device=device))
+        except Exception as exc:  # noqa: BLE001 - safetensors' own error type is not importable on every version
+            raise WeightsError(f"could not read the safetensors file {path}: {exc}") from None
+    _check_torch_file(path)
     try:
         loaded = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -469,9 +476,66 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
             f"torch.save(torch.load(path, weights_only=False)['state_dict'], 'clean.pth'), or convert it to "
             f"safetensors with `oml export`."
         ) from None
-    except (RuntimeError, EOFError, OSError) as exc:
-        raise WeightsError(f"could not read checkpoint {path}: {exc}") from None
+    except (RuntimeError, EOFError, OSError, ValueError, IndexError, KeyError, zipfile.BadZipFile) as exc:
+        raise WeightsError(f"could not read checkpoint {path} (damaged or truncated?): {type(exc).__name__}: {exc}") from None
     return unwrap_state_dict(loaded, source=str(path))
+
+
+_SAFETENSORS_MAX_HEADER = 100 << 20
+
+
+def check_safetensors_layout(path: Path) -> None:
+    """Refuse a safetensors file whose header is not what the format promises, before any tensor is read.
+
+    The first 8 bytes give the header's length; a damaged file can claim 2^40 bytes, or tensors past its end.
+
+    Example:
+        >>> check_safetensors_layout(Path("model.safetensors"))   # doctest: +SKIP
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as stream:
+        head = stream.read(8)
+        if len(head) < 8:
+            raise WeightsError(f"{path} is not a safetensors file: it has {size} bytes, fewer than the 8 of the header length")
+        length = int.from_bytes(head, "little")
+        if length > min(_SAFETENSORS_MAX_HEADER, size - 8):
+            raise WeightsError(
+                f"{path} is a damaged safetensors file: its header claims {length:,} bytes, but the file has {size - 8:,} "
+                "after the length field (truncated download?)"
+            )
+        try:
+            header = json.loads(stream.read(length))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise WeightsError(f"{path} is a damaged safetensors file: its header is not JSON ({exc})") from None
+    if not isinstance(header, dict):
+        raise WeightsError(f"{path} is a damaged safetensors file: its header is not a JSON object")
+    data_size = size - 8 - length
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)):
+            raise WeightsError(f"{path} is a damaged safetensors file: tensor {name!r} has no valid data_offsets")
+        if not 0 <= offsets[0] <= offsets[1] <= data_size:
+            raise WeightsError(
+                f"{path} is a damaged safetensors file: tensor {name!r} lies at bytes {offsets[0]}-{offsets[1]}, past the "
+                f"{data_size:,} bytes of data the file holds (truncated?)"
+            )
+
+
+def _check_torch_file(path: Path) -> None:
+    """A torch checkpoint is a zip archive (torch >= 1.6) or a pickle; anything else is not a checkpoint at all."""
+    with open(path, "rb") as stream:
+        head = stream.read(16)
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
+        return
+    if not head:
+        raise WeightsError(f"{path} is empty: it is not a checkpoint (an interrupted download or save?)")
+    looks = "text" if all(32 <= b < 127 or b in (9, 10, 13) for b in head) else "binary data"
+    raise WeightsError(
+        f"{path} is not a checkpoint: it is neither a torch file (zip or pickle) nor safetensors; it starts with "
+        f"{looks} {head[:16]!r}. Give the .pth/.pt/.ckpt/.safetensors file of the weights."
+    )
 
 
 def _is_safetensors(path: Path) -> bool:

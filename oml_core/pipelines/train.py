@@ -22,7 +22,7 @@ import torch
 
 from oml_core.config import dump_yaml
 from oml_core.data.const import LABELS_COLUMN, SPLIT_COLUMN, TRAIN_SPLIT, VALIDATION_SPLIT
-from oml_core.engine import Engine, EngineOptions, load_checkpoint_file, seed_everything
+from oml_core.engine import Engine, EngineOptions, seed_everything
 from oml_core.engine.builtins import MetricLogging
 from oml_core.engine.checkpoint import CheckpointError
 from oml_core.engine.distributed import barrier, distributed_info
@@ -162,17 +162,10 @@ def _device_for_rank(device: str) -> str:
 
 
 def load_model_weights(model: torch.nn.Module, path: str | Path) -> None:
-    """Load an engine checkpoint's model, or any state_dict file the weights loader understands."""
-    try:
-        state_dict = load_checkpoint_file(path)["model"]
-    except CheckpointError:
-        from oml_core.weights import load_checkpoint
+    """Load an engine checkpoint's model, or any state_dict file the weights loader understands (safely, strictly)."""
+    from oml_core.weights import load_checkpoint, load_weights_into
 
-        state_dict = load_checkpoint(path)
-    try:
-        model.load_state_dict(state_dict)
-    except RuntimeError as exc:
-        raise CheckpointError(f"checkpoint {path} does not fit this extractor: {str(exc).splitlines()[0]}") from None
+    load_weights_into(model, load_checkpoint(path), source=str(path))  # an engine checkpoint unwraps to its "model"
 
 
 def _metric_args(cfg: TrainConfig) -> dict[str, Any]:
