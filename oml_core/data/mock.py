@@ -261,6 +261,8 @@ def generate_mock_dataset(
     root = Path(dataset_root)
     if not force and _is_generated(root, params, check_md5=check_md5):
         return root
+    if root.exists() and not root.is_dir():
+        raise OMLError(f"cannot write the mock dataset into {root}: it is a file, not a folder; give a folder's path")
     root.mkdir(parents=True, exist_ok=True)
     manifest_path = root / MANIFEST_NAME
     manifest_path.unlink(missing_ok=True)  # written last: a missing manifest means "generate again"
