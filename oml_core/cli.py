@@ -8,6 +8,7 @@ exit status 1; ``--debug`` (or ``OML_DEBUG=1``) shows the traceback of either ki
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 import warnings
@@ -148,16 +149,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("oml: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        if debug:
+            raise
+        if exc.errno not in _DISK_ERRORS:
+            return _internal_error(argv, exc)
+        where = f" while writing {exc.filename}" if exc.filename else ""
+        print(
+            f"oml: error: {exc.strerror or 'the disk is full'}{where}. Files written before were kept whole (OML writes "
+            "through a temporary file and renames it); free some space, then continue with --resume where the "
+            "command offers it.",
+            file=sys.stderr,
+        )
+        return 2
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one paragraph, never a bare traceback
         if debug:
             raise
-        where = " ".join(a for a in argv[:2] if not a.startswith("-")) or "oml"
-        print(
-            f"oml: internal error in '{where}': {type(exc).__name__}: {_shorten(str(exc))}. This is a bug of OML or of "
-            "a plugin, not of your input: please report it with the traceback that --debug (or OML_DEBUG=1) prints.",
-            file=sys.stderr,
-        )
-        return 1
+        return _internal_error(argv, exc)
+
+
+_DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def _internal_error(argv: Sequence[str], exc: BaseException) -> int:
+    where = " ".join(a for a in argv[:2] if not a.startswith("-")) or "oml"
+    print(
+        f"oml: internal error in '{where}': {type(exc).__name__}: {_shorten(str(exc))}. This is a bug of OML or of "
+        "a plugin, not of your input: please report it with the traceback that --debug (or OML_DEBUG=1) prints.",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def debug_enabled(argv: Sequence[str] = ()) -> bool:
