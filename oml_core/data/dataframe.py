@@ -209,7 +209,7 @@ def read_dataframe(path_or_df: str | os.PathLike[str] | pd.DataFrame) -> pd.Data
         if repeated:
             names = ", ".join(map(repr, dict.fromkeys(repeated)))
             message = f"the header names column {names} more than once; rename or drop one"
-            raise _single_problem_error("duplicate_column", message, source)
+            raise _single_problem_error("duplicate_columns", message, source)
     df = normalise_columns(df)
     df.attrs["source"] = source
     return df
