@@ -27,6 +27,7 @@ from oml_core.engine.builtins import MetricLogging
 from oml_core.engine.checkpoint import CheckpointError
 from oml_core.engine.distributed import barrier, distributed_info
 from oml_core.errors import ConfigError, OMLError
+from oml_core.files import atomic_write_text
 from oml_core.host import Host
 from oml_core.pipelines import load_pipeline_config
 from oml_core.pipelines.configs import SchedulerConfig, TrainConfig
@@ -222,7 +223,8 @@ def _prepare(config_path: str | Path, overrides: list[str] | None, host: Host | 
 
 # ---------------------------------------------------------------------------------------------------- pipelines
 def build_engine(cfg: TrainConfig, host: Host, run_dir: Path | None, *, hparams: dict[str, Any] | None = None) -> Engine:
-    """Every component of ``cfg``, created through the registries, wired into an Engine."""
+    """Every component of ``cfg``, created through the registries, wired into an Engine (whose plugin manager also
+    gets the lifecycle hooks of the config's ``plugins.local``, which ``_prepare`` loaded into the host)."""
     rank, world_size = distributed_info()
     seed_everything(cfg.seed)
     train_dataset, val_dataset = build_datasets(cfg, host)
@@ -256,11 +258,8 @@ def build_engine(cfg: TrainConfig, host: Host, run_dir: Path | None, *, hparams:
         options=_engine_options(cfg, run_dir),
         loggers=loggers,
         host=host,
-        builtins=True,
+        plugins=[MetricLogging(hparams)],
     )
-    for plugin in host.pm.get_plugins():
-        if isinstance(plugin, MetricLogging):
-            plugin.hparams = hparams or {}
     return engine
 
 
@@ -283,7 +282,7 @@ def train(
     if rank == 0:
         assert run_dir is not None
         dump_yaml(unstructured, run_dir / "config.yaml")
-        (run_dir / "environment.json").write_text(json.dumps(describe_environment(host), indent=2), encoding="utf-8")
+        atomic_write_text(run_dir / "environment.json", json.dumps(describe_environment(host), indent=2))
         print(f"oml: run directory {run_dir}", file=sys.stderr)
     engine = build_engine(cfg, host, run_dir, hparams=unstructured)
     try:
@@ -299,7 +298,7 @@ def train(
     if rank == 0:
         summary = {"status": status, "epochs": state.epoch, "steps": state.step, "before": result.metrics_before,
                    "after": result.metrics_after, "history": history}  # fmt: skip
-        (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        atomic_write_text(run_dir / "metrics.json", json.dumps(summary, indent=2))
     barrier()
     return result
 
@@ -346,7 +345,7 @@ def validate(
     if rank == 0:
         run_dir = make_run_dir(cfg, kind="validate")
         dump_yaml(host.registries.converter.unstructure(cfg), run_dir / "config.yaml")
-        (run_dir / "metrics.json").write_text(json.dumps(engine.state.metrics, indent=2), encoding="utf-8")
+        atomic_write_text(run_dir / "metrics.json", json.dumps(engine.state.metrics, indent=2))
         print(f"oml: metrics written to {run_dir / 'metrics.json'}", file=sys.stderr)
     return metrics
 
