@@ -50,8 +50,9 @@ def atomic_copy(source: str | Path, destination: str | Path) -> Path:
     """Copy ``source`` to ``destination`` atomically (``best.pt`` from ``last.pt``).
 
     Example:
-        >>> atomic_copy("/tmp/oml-doctest.json", "/tmp/oml-doctest-copy.json").read_text()
-        '{}'
+        >>> _ = atomic_write_text("/tmp/oml-doctest-source.json", "[]")
+        >>> atomic_copy("/tmp/oml-doctest-source.json", "/tmp/oml-doctest-copy.json").read_text()
+        '[]'
     """
     def copy(handle: IO[bytes]) -> None:
         with open(source, "rb") as src:

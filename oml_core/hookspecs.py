@@ -189,7 +189,8 @@ def oml_epoch_end(engine: Engine) -> None:
 
 @hookspec(firstresult=True)
 def oml_validate(engine: Engine) -> dict[str, Any] | None:
-    """Compute the validation metrics of ``engine.model`` and return them nested: ``{category: {metric: {k: value}}}``.
+    """Called by ``Engine.validate``: compute the validation metrics of ``engine.model`` and return them nested,
+    ``{category: {metric: {k: value}}}``.
 
     firstresult: the first implementation that returns a dict wins. The built-in one (``trylast``) embeds
     ``engine.val_dataset`` and computes embedding metrics; a plugin replaces it by returning metrics of its own (a

@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.metadata
-import inspect
 import os
 import sys
 import types
@@ -27,9 +26,9 @@ import attrs
 import pluggy
 
 from oml_core._markers import ENTRY_POINT_GROUP
+from oml_core.errors import DuplicateComponentError, OMLError, PluginLoadError, PluginValidationError
 from oml_core.hookspecs import LIFECYCLE_HOOKS
 from oml_core.plugin_manager import name_plugin_in_errors, new_plugin_manager
-from oml_core.errors import DuplicateComponentError, OMLError, PluginLoadError, PluginValidationError
 from oml_core.registry import KINDS, Registries, Registry
 from oml_core.weights import WeightsZoo
 

@@ -26,6 +26,37 @@ def oml_register_loggers(registry: Registry[Any]) -> None:
     )
 
 
+@hookimpl
+def oml_register_optimizers(registry: Registry[Any]) -> None:
+    from oml_core.engine import optimizers as o
+
+    registry.add("adam", config=o.AdamConfig, factory=o.build_adam, summary="torch.optim.Adam with parameter groups")
+    registry.add("adamw", config=o.AdamWConfig, factory=o.build_adamw, summary="torch.optim.AdamW (decoupled weight decay)")
+    registry.add("sgd", config=o.SGDConfig, factory=o.build_sgd, summary="torch.optim.SGD with momentum (nesterov optional)")
+
+
+@hookimpl
+def oml_register_schedulers(registry: Registry[Any]) -> None:
+    from oml_core.engine import schedulers as s
+
+    registry.add("cosine", config=s.CosineConfig, factory=s.build_cosine, summary="cosine decay, optional linear warm-up")
+    registry.add("one_cycle", config=s.OneCycleConfig, factory=s.build_one_cycle, summary="one-cycle (up, then down), per step")
+    registry.add("step", config=s.StepConfig, factory=s.build_step, summary="LR x gamma every step_size epochs or steps")
+    registry.add("multistep", config=s.MultiStepConfig, factory=s.build_multistep, summary="LR x gamma at each milestone")
+    registry.add("plateau", config=s.PlateauConfig, factory=s.build_plateau, summary="LR x factor when a metric stalls")
+
+
+@hookimpl
+def oml_register_callbacks(registry: Registry[Any]) -> None:
+    from oml_core.engine.builtins import ProgressBar
+    from oml_core.engine.checkpointing import Checkpointing, CheckpointingConfig, EarlyStopping, EarlyStoppingConfig
+
+    summary = "last.pt every N epochs/steps, best.pt by a monitored metric"
+    registry.add("checkpointing", config=CheckpointingConfig, factory=Checkpointing, summary=summary)
+    registry.add("early_stopping", config=EarlyStoppingConfig, factory=EarlyStopping, summary="stop when a metric stalls")
+    registry.add("progress_bar", factory=ProgressBar, summary="a tqdm bar per epoch with the running loss")
+
+
 def _rank() -> int:
     from oml_core.engine.distributed import distributed_info
 

@@ -118,20 +118,29 @@ class Seeding:
 
 
 class LRScheduling:
-    """Steps ``engine.scheduler`` every epoch or every batch (``options.scheduler_interval``), before any plugin
-    of the same hook sees the batch's end (``tryfirst``), so checkpoints hold the stepped scheduler."""
+    """Steps ``engine.schedule`` every batch or every epoch (its ``interval``), before any plugin of the same hook
+    sees the batch's end (``tryfirst``), so checkpoints hold the stepped scheduler; a plateau schedule steps after
+    each validation of the trained model, with the value of its monitored metric."""
 
     builtin_name = "lr_scheduling"
 
     @hookimpl(tryfirst=True)
     def oml_train_batch_end(self, engine: Engine) -> None:
-        if engine.scheduler is not None and engine.options.scheduler_interval == "step":
-            engine.scheduler.step()
+        schedule = engine.schedule
+        if schedule is not None and schedule.monitor is None and schedule.interval == "step":
+            schedule.scheduler.step()
 
     @hookimpl
     def oml_epoch_end(self, engine: Engine) -> None:
-        if engine.scheduler is not None and engine.options.scheduler_interval == "epoch":
-            engine.scheduler.step()
+        schedule = engine.schedule
+        if schedule is not None and schedule.monitor is None and schedule.interval == "epoch":
+            schedule.scheduler.step()
+
+    @hookimpl
+    def oml_validation_end(self, engine: Engine) -> None:
+        schedule = engine.schedule
+        if schedule is not None and schedule.monitor is not None and engine.state.step > 0:
+            schedule.scheduler.step(engine.state.metrics.get(schedule.monitor, float("nan")))
 
 
 # ---------------------------------------------------------------------------------------------------- validation

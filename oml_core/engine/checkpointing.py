@@ -140,7 +140,9 @@ class EarlyStopping:
 
     builtin_name = "early_stopping"
 
-    def __init__(self, patience: int = 3, monitor: str = "OVERALL/cmc/1", mode: MonitorMode = "max", min_delta: float = 0.0):
+    def __init__(
+        self, patience: int = 3, monitor: str = "OVERALL/cmc/1", mode: MonitorMode = "max", min_delta: float = 0.0
+    ) -> None:
         self.patience, self.monitor, self.mode, self.min_delta = patience, monitor, mode, min_delta
 
     @hookimpl(tryfirst=True)

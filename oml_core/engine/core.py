@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from oml_core.engine.checkpoint import CHECKPOINT_FORMAT, atomic_save, load_checkpoint_file, restore_rng_states, rng_states
 from oml_core.engine.monitor import BestMonitor, MonitorMode
+from oml_core.engine.schedulers import LRSchedule
 from oml_core.engine.state import EngineOptions, FitStatus, State, StepOutput
 from oml_core.host import Host, plugin_name
 from oml_core.plugin_manager import name_plugin_in_errors, new_plugin_manager
@@ -61,7 +62,12 @@ class Engine:
         self.model = model.to(self.device)
         self.criterion = criterion.to(self.device) if isinstance(criterion, nn.Module) else criterion
         self.optimizer = optimizer
-        self.scheduler = scheduler
+        if scheduler is not None and not isinstance(scheduler, LRSchedule):
+            scheduler = LRSchedule(scheduler, self.options.scheduler_interval)
+        #: the LR schedule (torch scheduler, interval, monitored metric for plateau schedules); ``scheduler`` is its
+        #: torch scheduler
+        self.schedule: LRSchedule | None = scheduler
+        self.scheduler = scheduler.scheduler if scheduler is not None else None
         self.train_dataset = train_dataset
         self.batch_sampler = batch_sampler
         self.val_dataset = val_dataset
@@ -300,7 +306,8 @@ class LifecycleHooks:
     def validate(self) -> dict[str, Any]:
         metrics = self._hook.oml_validate(engine=self._engine)
         if not isinstance(metrics, dict):
-            raise TypeError(f"oml_validate returned {type(metrics).__name__}, expected a dict of metrics (is a validation plugin loaded?)")
+            got = type(metrics).__name__
+            raise TypeError(f"oml_validate returned {got}, expected a dict of metrics (is a validation plugin loaded?)")
         return metrics
 
     def validation_start(self) -> None:

@@ -85,7 +85,7 @@ def _truncate_and_reopen(logger: Any, path: Path, size: int, mode: str) -> None:
     if path.is_file() and path.stat().st_size > size:
         with path.open("r+b") as handle:
             handle.truncate(size)
-    logger._file = path.open(mode, **({"newline": "", "encoding": "utf-8"} if "b" not in mode else {}))
+    logger._file = path.open(mode, newline="", encoding="utf-8") if "b" not in mode else path.open(mode)
 
 
 # ---------------------------------------------------------------------------------------------------- TensorBoard

@@ -15,7 +15,7 @@ from oml_core import hookimpl
 from oml_core.engine import CheckpointError, NonFiniteLossError, StepOutput, atomic_save, load_checkpoint_file
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tiny_components import make_engine  # noqa: E402
+from tiny_components import FlatValidation, make_engine  # noqa: E402
 
 
 class Recorder:
@@ -115,14 +115,6 @@ def test_nan_loss_stops_with_epoch_and_step_and_keeps_last_good_checkpoint(tmp_p
     good = load_checkpoint_file(tmp_path / "checkpoints" / "last.pt")
     assert good["state"]["epoch"] == 1 and good["state"]["step"] == 4
     assert all(torch.isfinite(v).all() for v in good["model"].values())
-
-
-class FlatValidation:
-    """Validation that always gives the same metric: nothing ever improves after the first one."""
-
-    @hookimpl
-    def oml_validate(self, engine):
-        return {"OVERALL": {"cmc": {1: 0.5}}}
 
 
 def test_early_stopping_requests_a_stop_after_patience(tmp_path: Path) -> None:

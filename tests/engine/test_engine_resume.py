@@ -38,7 +38,8 @@ COMBINATIONS = [
     pytest.param({"scheduler_interval": "epoch", "checkpoint_every_n_steps": 3}, 8, id="per-epoch-lr,ckpt-every-3-steps"),
     pytest.param({"scheduler_interval": "step", "accumulate_grad_batches": 3, "checkpoint_every_n_steps": 2}, 7,
                  id="per-step-lr,accumulate-3,ckpt-every-2-steps"),  # fmt: skip
-    pytest.param({"scheduler_interval": "step", "accumulate_grad_batches": 3}, 10, id="per-step-lr,accumulate-3,ckpt-every-epoch"),
+    pytest.param({"scheduler_interval": "step", "accumulate_grad_batches": 3}, 10,
+                 id="per-step-lr,accumulate-3,ckpt-every-epoch"),  # fmt: skip
     pytest.param({"scheduler_interval": "epoch", "checkpoint_every_n_steps": 4}, 9, id="per-epoch-lr,ckpt-at-epoch-end-step"),
 ]
 
@@ -57,7 +58,8 @@ def test_kill_9_then_resume_is_bit_identical_and_logs_each_row_once(tmp_path: Pa
     reference.fit()
     script = tmp_path / "killed.py"
     run_dir = tmp_path / "killed"
-    script.write_text(KILL_SCRIPT.format(tests=str(Path(__file__).parent), run_dir=str(run_dir), kill_at=kill_at, options=options))
+    tests = str(Path(__file__).parent)
+    script.write_text(KILL_SCRIPT.format(tests=tests, run_dir=str(run_dir), kill_at=kill_at, options=options))
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     assert result.returncode == -signal.SIGKILL, result.stderr
     checkpoint = run_dir / "checkpoints" / "last.pt"

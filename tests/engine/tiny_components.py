@@ -93,6 +93,14 @@ class ProbeValidation:
         return {"OVERALL": {"probe": {"score": -float(spread)}}}
 
 
+class FlatValidation:
+    """Validation that always gives the same metric: nothing ever improves after the first one."""
+
+    @hookimpl
+    def oml_validate(self, engine):
+        return {"OVERALL": {"cmc": {1: 0.5}}}
+
+
 def make_engine(
     run_dir: Path | None, *, plugins=(), epochs: int = 3, host=None, validate: bool = False, csv: bool = False, **options
 ) -> Engine:

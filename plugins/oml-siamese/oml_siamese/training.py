@@ -26,8 +26,17 @@ from oml_core.engine.builtins import NonFiniteLossError, backward_and_step
 from oml_core.errors import OMLError
 from oml_core.files import atomic_write_text
 from oml_core.host import Host
-from oml_core.pipelines.configs import CheckpointConfig, DataConfig, OptimizerConfig, PluginsConfig, SchedulerConfig
-from oml_core.registry import ExtractorChoice, LoggerChoice, MinerChoice, PairwiseModelChoice, SamplerChoice
+from oml_core.pipelines.configs import CheckpointConfig, DataConfig, PluginsConfig
+from oml_core.registry import (
+    CallbackChoice,
+    ExtractorChoice,
+    LoggerChoice,
+    MinerChoice,
+    OptimizerChoice,
+    PairwiseModelChoice,
+    SamplerChoice,
+    SchedulerChoice,
+)
 from oml_siamese.models import model_input_kind
 from oml_siamese.postprocessors import PairwiseReranker
 
@@ -77,8 +86,9 @@ class TrainPostprocessorConfig:
     miner: MinerChoice = MinerChoice("pairs")
     sampler: SamplerChoice
     top_n: int = attrs.field(default=5, validator=_at_least_one)
-    optimizer: OptimizerConfig = OptimizerConfig()
-    scheduler: SchedulerConfig | None = None
+    optimizer: OptimizerChoice = OptimizerChoice("adam")
+    scheduler: SchedulerChoice | None = None
+    callbacks: tuple[CallbackChoice, ...] = ()
     validation: RerankValidationConfig = RerankValidationConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
     loggers: tuple[LoggerChoice, ...] = (LoggerChoice("csv"),)
@@ -249,7 +259,7 @@ def build_engine(
     from oml_core.engine import Engine, seed_everything
     from oml_core.engine.builtins import MetricLogging
     from oml_core.inference import inference
-    from oml_core.pipelines.train import build_optimizer, build_scheduler, build_transforms, load_model_weights
+    from oml_core.pipelines.train import build_callbacks, build_optimizer, build_scheduler, build_transforms, load_model_weights
 
     seed_everything(cfg.seed)
     if cfg.device == "auto":
@@ -297,8 +307,8 @@ def build_engine(
     sampler = host.registries.samplers.create_in_context(
         cfg.sampler, labels=train_dataset.get_labels(), label2category=train_dataset.get_label2category(), seed=cfg.seed
     )
-    optimizer = build_optimizer(cfg, [p for p in pairwise_model.parameters() if p.requires_grad])  # type: ignore[arg-type]
-    scheduler = build_scheduler(cfg.scheduler, optimizer, cfg.epochs, len(sampler))
+    optimizer = build_optimizer(host, cfg.optimizer, {"head": pairwise_model})
+    scheduler = build_scheduler(host, cfg.scheduler, optimizer, cfg.epochs, len(sampler))
     loggers = [host.registries.loggers.create(choice, run_dir=run_dir) for choice in cfg.loggers] if run_dir else []
     v = cfg.validation
     validation = RerankValidation(
@@ -331,7 +341,6 @@ def build_engine(
         checkpoint_every_n_steps=cfg.checkpoint.every_n_steps,
         monitor=cfg.checkpoint.monitor,
         monitor_mode=cfg.checkpoint.mode,
-        scheduler_interval=cfg.scheduler.interval if cfg.scheduler else "epoch",
     )
     engine = Engine(
         model=pairwise_model,
@@ -344,7 +353,7 @@ def build_engine(
         options=options,
         loggers=loggers,
         host=host,
-        plugins=[PairwiseTrainStep(miner), validation, MetricLogging(hparams)],
+        plugins=[PairwiseTrainStep(miner), validation, MetricLogging(hparams), *build_callbacks(host, cfg.callbacks)],
     )
     return engine
 
