@@ -81,16 +81,31 @@ def _validate(args: argparse.Namespace, host: Host) -> int:
 
 
 def _configure_predict(parser: argparse.ArgumentParser) -> None:
-    _common(parser)
+    parser.add_argument("config", nargs="?", default=None, help="YAML config file (see configs/); not with --run")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. --set epochs=3"
+    )
+    parser.add_argument("--run", default=None, metavar="RUN_DIR", help="a run of `oml train`: its config and best weights")
     parser.add_argument("--checkpoint", default=None, help="engine checkpoint or state_dict file")
     parser.add_argument("--out", required=True, help="output file (torch.save dict: embeddings, paths, labels)")
     parser.add_argument("--split", default=None, choices=["train", "validation"], help="only the rows of this split")
 
 
 def _predict(args: argparse.Namespace, host: Host) -> int:
+    from oml_core.errors import OMLError
     from oml_core.pipelines.train import predict
 
-    out = predict(args.config, checkpoint=args.checkpoint, out=args.out, split=args.split, overrides=args.set, host=host)
+    config, checkpoint = args.config, args.checkpoint
+    if args.run is not None:
+        from oml_core.runs import CONFIG_FILE, load_run
+
+        if config is not None:
+            raise OMLError(f"oml predict: give a config file or --run, not both (--run uses {args.run}/{CONFIG_FILE})")
+        run = load_run(args.run, host=host, checkpoint=checkpoint)
+        config, checkpoint = str(run.run_dir / CONFIG_FILE), str(run.checkpoint)
+    elif config is None:
+        raise OMLError("oml predict: give a config file, or --run RUN_DIR (a run of `oml train`)")
+    out = predict(config, checkpoint=checkpoint, out=args.out, split=args.split, overrides=args.set, host=host)
     print(f"embeddings written to {out}")
     return 0
 
