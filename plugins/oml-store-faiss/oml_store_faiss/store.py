@@ -554,7 +554,9 @@ class FaissStore:
             if (self.path / "CURRENT").exists() and (self.path / "CURRENT").read_text().strip() != final.name:
                 shutil.rmtree(final, ignore_errors=True)
             kept = f"the last saved snapshot ({current.name}) is intact" if current is not None else "nothing was saved yet"
-            reason = "no space left on device" if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT) else (exc.strerror or str(exc))
+            # numpy reports a short write on a full disk as "N requested and M written", without an errno
+            full = exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT) or "requested and" in str(exc)
+            reason = f"no space left on device ({exc.strerror or exc})" if full else (exc.strerror or str(exc))
             raise StoreError(
                 f"could not save FAISS store {str(self.path)!r}: {reason} ({exc.filename or self.path}); {kept} and "
                 f"nothing already saved is lost. Free some space and run again (`oml index` resumes where it stopped)"
