@@ -10,7 +10,7 @@ PAGE_HTML = """<!doctype html>
  body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; }
  #drop { border: 2px dashed #888; border-radius: 8px; padding: 2rem; text-align: center; cursor: pointer; }
  #drop.over { background: #eef; }
- #query img { max-height: 160px; margin-top: 1rem; }
+ #query img { height: 120px; margin-top: 1rem; image-rendering: pixelated; }
  #results { display: flex; flex-wrap: wrap; gap: 1rem; margin-top: 1rem; }
  .match { border: 4px solid #ccc; border-radius: 6px; padding: .5rem; width: 170px; font-size: .85rem; }
  .match.same { border-color: #2a2; } .match.different { border-color: #c33; }
