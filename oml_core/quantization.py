@@ -152,6 +152,57 @@ def fit_quantizer(kind: str, x: np.ndarray, n_bits: int | None = None) -> Int8Qu
     raise ValueError(f"unknown quantisation {kind!r}; choose one of {', '.join(KINDS)}")
 
 
+class QuantizedSearchMixin:
+    """What the quantised stores share: their options and what they report (mixed into a store class).
+
+    Example:
+        >>> class Store(QuantizedSearchMixin):
+        ...     _dim = 128
+        >>> store = Store(); store._set_quantize_options("binary", None, None)
+        >>> store.code_bytes_per_vector(), store.n_candidates(10)
+        (32, 1000)
+    """
+
+    _dim: int
+    _quantize: str
+    _n_bits: int | None
+    _candidates: int | None
+
+    def _set_quantize_options(self, quantize: str, n_bits: int | None, candidates: int | None) -> None:
+        from oml_core.stores import StoreError
+
+        if quantize not in KINDS:
+            raise StoreError(f"unknown quantisation {quantize!r}; choose one of {', '.join(KINDS)}")
+        for name, value in (("n_bits", n_bits), ("candidates", candidates)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise StoreError(f"{name} must be a positive integer, got {value!r}")
+        if n_bits is not None and n_bits % 8:
+            raise StoreError(f"n_bits must be a multiple of 8, got {n_bits}")
+        self._quantize, self._n_bits, self._candidates = quantize, n_bits, candidates
+
+    @property
+    def quantize(self) -> str:
+        return self._quantize
+
+    @property
+    def exact(self) -> bool:
+        return False
+
+    @property
+    def expected_recall(self) -> float:
+        """The recall@10 the store contract expects on clustered data."""
+        return 0.9
+
+    def code_bytes_per_vector(self) -> int:
+        """Bytes of one vector's code in the search index."""
+        return self._dim if self._quantize == "sq8" else (self._n_bits or default_n_bits(self._dim)) // 8
+
+    def n_candidates(self, k: int) -> int:
+        """Items re-scored per query: ``candidates``, else ``max(1000, 100 k)`` (binary) / ``max(100, 10 k)`` (sq8)."""
+        default = max(1000, 100 * k) if self._quantize == "binary" else max(100, 10 * k)
+        return max(k, self._candidates or default)
+
+
 def hamming_distances(query_codes: np.ndarray, codes: np.ndarray) -> np.ndarray:
     """``(Q, N)`` numbers of differing bits between packed codes (uint8 rows of equal length)."""
     width = query_codes.shape[1]

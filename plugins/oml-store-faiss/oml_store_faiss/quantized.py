@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from oml_core.quantization import KINDS, BinaryQuantizer, Int8Quantizer, default_n_bits, fit_quantizer
+from oml_core.quantization import BinaryQuantizer, Int8Quantizer, QuantizedSearchMixin, fit_quantizer
 from oml_core.stores import StoreError, check_queries
 from oml_store_faiss.store import FaissStore, FaissStoreConfig, _threads_for
 
@@ -56,7 +56,7 @@ def saved_quantization(path: str | Path) -> dict[str, Any] | None:
     return dict(value) if isinstance(value, dict) else None
 
 
-class QuantizedFaissStore(FaissStore):
+class QuantizedFaissStore(QuantizedSearchMixin, FaissStore):
     """A FaissStore searched through int8 or binary codes, with exact re-scoring of the candidates.
 
     Example:
@@ -76,21 +76,14 @@ class QuantizedFaissStore(FaissStore):
         metric: str | None = None,
         **params: Any,
     ) -> None:
-        if quantize not in KINDS:
-            raise StoreError(f"unknown quantisation {quantize!r}; choose one of {', '.join(KINDS)}")
+        self._set_quantize_options(quantize, n_bits, candidates)
         if params.get("index") not in (None, "flat"):
             raise StoreError(f"quantize={quantize!r} replaces the index; do not also ask for index={params['index']!r}")
-        for name, value in (("n_bits", n_bits), ("candidates", candidates)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise StoreError(f"{name} must be a positive integer, got {value!r}")
         saved = saved_quantization(path)
         if saved is not None and saved["kind"] != quantize:
             raise StoreError(f"FAISS store {str(path)!r} was made with quantize={saved['kind']!r}, not {quantize!r}")
-        self._quantize = quantize
-        self._n_bits = n_bits if n_bits is not None else (saved or {}).get("n_bits")
-        if quantize == "binary" and self._n_bits is not None and self._n_bits % 8:
-            raise StoreError(f"n_bits must be a multiple of 8, got {self._n_bits}")
-        self._candidates = candidates
+        if n_bits is None:
+            self._n_bits = (saved or {}).get("n_bits")
         self._quantizer: Int8Quantizer | BinaryQuantizer | None = None
         self._codes: Any = None  # the faiss code index over the rows of the stored vectors, None while stale
         super().__init__(path, dim=dim, metric=metric, **params)
@@ -98,25 +91,6 @@ class QuantizedFaissStore(FaissStore):
         if saved is None:
             self.update_info({INFO_KEY: {"kind": quantize, "n_bits": self._n_bits}})
             self.save()
-
-    # -------------------------------------------------------------------------------------------- properties
-    @property
-    def quantize(self) -> str:
-        return self._quantize
-
-    @property
-    def exact(self) -> bool:
-        return False
-
-    @property
-    def expected_recall(self) -> float:
-        return 0.9
-
-    def code_bytes_per_vector(self) -> int:
-        """Bytes of one vector's code in the search index."""
-        if self._quantize == "sq8":
-            return self._dim
-        return (self._n_bits or default_n_bits(self._dim)) // 8
 
     def __repr__(self) -> str:
         return f"QuantizedFaissStore({str(self.path)!r}, quantize={self._quantize!r}, dim={self._dim}, count={len(self._ids)})"
@@ -182,8 +156,7 @@ class QuantizedFaissStore(FaissStore):
             return torch.full((0, k), -1, dtype=torch.int64), torch.full((0, k), float("inf"))
         if self._codes is None:
             self._rebuild_codes()
-        default = max(1000, 100 * k) if self._quantize == "binary" else max(100, 10 * k)
-        candidates = min(n, max(k, self._candidates or default))
+        candidates = min(n, self.n_candidates(k))
         with _threads_for(len(q) * n * self.code_bytes_per_vector()):
             _, rows = self._codes.search(self._encode_for_index(self._for_index(q)), candidates)
         labels = np.where(rows >= 0, self._ids[np.clip(rows, 0, n - 1)], -1)

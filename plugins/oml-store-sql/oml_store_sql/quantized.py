@@ -24,10 +24,9 @@ import torch
 from torch import Tensor
 
 from oml_core.quantization import (
-    KINDS,
     BinaryQuantizer,
     Int8Quantizer,
-    default_n_bits,
+    QuantizedSearchMixin,
     fit_quantizer,
     hamming_distances,
     quantizer_from_state,
@@ -51,7 +50,7 @@ class QuantizedSqlStoreConfig(SqlStoreConfig):
     candidates: int | None = None
 
 
-class QuantizedSqlStore(SqlStore):
+class QuantizedSqlStore(QuantizedSearchMixin, SqlStore):
     """A SqlStore with an int8 or binary code index.
 
     Example:
@@ -63,15 +62,8 @@ class QuantizedSqlStore(SqlStore):
     def __init__(
         self, url: str, *, quantize: str, n_bits: int | None = None, candidates: int | None = None, **options: Any
     ) -> None:
-        if quantize not in KINDS:
-            raise StoreError(f"unknown quantisation {quantize!r}; choose one of {', '.join(KINDS)}")
-        for name, value in (("n_bits", n_bits), ("candidates", candidates)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise StoreError(f"{name} must be a positive integer, got {value!r}")
-        if n_bits is not None and n_bits % 8:
-            raise StoreError(f"n_bits must be a multiple of 8, got {n_bits}")
+        self._set_quantize_options(quantize, n_bits, candidates)
         super().__init__(url, **options)
-        self._quantize, self._n_bits, self._candidates = quantize, n_bits, candidates
         id_type: Any = sa.Integer if self._sqlite else sa.BigInteger
         self._codes = sa.Table(
             f"{self._table_name}_codes",
@@ -130,22 +122,6 @@ class QuantizedSqlStore(SqlStore):
         rows = [{"id": int(i), "code": c.tobytes()} for i, c in zip(ids.tolist(), codes)]
         for start in range(0, len(rows), _INSERT_CHUNK):
             conn.execute(sa.insert(self._codes), rows[start : start + _INSERT_CHUNK])
-
-    # -------------------------------------------------------------------------------------------- properties
-    @property
-    def quantize(self) -> str:
-        return self._quantize
-
-    @property
-    def exact(self) -> bool:
-        return False
-
-    @property
-    def expected_recall(self) -> float:
-        return 0.9
-
-    def code_bytes_per_vector(self) -> int:
-        return self._dim if self._quantize == "sq8" else (self._n_bits or default_n_bits(self._dim)) // 8
 
     # -------------------------------------------------------------------------------------------- writes
     def add(
@@ -209,9 +185,7 @@ class QuantizedSqlStore(SqlStore):
         q = check_queries(queries, self._dim, k, self._metric)
         if len(q) == 0:
             return torch.empty(0, k, dtype=torch.int64), torch.empty(0, k, dtype=torch.float32)
-        default = max(1000, 100 * k) if self._quantize == "binary" else max(100, 10 * k)
-        n_candidates = max(k, self._candidates or default)
-        candidate_ids = self._candidates_by_code(q, n_candidates)
+        candidate_ids = self._candidates_by_code(q, self.n_candidates(k))
         return self._rescore(q, candidate_ids, k)
 
     def _candidates_by_code(self, q: np.ndarray, n: int) -> Tensor:
