@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Any, Literal
 
 import attrs
@@ -194,18 +195,21 @@ class QuantizedSqlStore(QuantizedSearchMixin, SqlStore):
         prepared = self._prepared(q)
         query_codes = quantizer.encode(prepared) if isinstance(quantizer, BinaryQuantizer) else None
         topk = TopK(len(q), n)
-        statement = sa.text(
-            f'SELECT id, code FROM "{self._codes.name}" WHERE id > :last ORDER BY id LIMIT :n'  # noqa: S608 - checked name
-        )
+        # keyset pagination over the codes; the table name is a checked identifier
+        sql = f'SELECT id, code FROM "{self._codes.name}" WHERE id > {{last}} ORDER BY id LIMIT {{n}}'  # noqa: S608
+        sql = sql.format(last="?" if self._sqlite else "%s", n="?" if self._sqlite else "%s")
         width = quantizer.code_bytes
         with self._read() as conn:
             last = -1
             while True:
-                rows = conn.execute(statement, {"last": last, "n": self.chunk_size}).all()
+                # straight from the DBAPI cursor: SQLAlchemy's row objects would cost more than the distances here
+                result = conn.exec_driver_sql(sql, (last, self.chunk_size))
+                rows = result.cursor.fetchall() if result.cursor is not None else []
+                result.close()
                 if not rows:
                     break
-                chunk_ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-                codes = np.frombuffer(b"".join(bytes(r[1]) for r in rows), dtype=np.uint8).reshape(len(rows), width)
+                chunk_ids = np.fromiter(map(itemgetter(0), rows), dtype=np.int64, count=len(rows))
+                codes = np.frombuffer(b"".join(map(itemgetter(1), rows)), dtype=np.uint8).reshape(len(rows), width)
                 if query_codes is not None:
                     approx = torch.from_numpy(hamming_distances(query_codes, codes).astype(np.float32))
                 else:
@@ -217,6 +221,19 @@ class QuantizedSqlStore(QuantizedSearchMixin, SqlStore):
                     break
         return topk.result()[0]
 
+    def _vectors_of(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The float vectors of ``ids`` (without their metadata) and which of them are still stored."""
+        found: dict[int, np.ndarray] = {}
+        with self._read() as conn:
+            for chunk in _chunks(ids):
+                statement = sa.select(self._table.c.id, self._table.c.embedding).where(self._table.c.id.in_(chunk.tolist()))
+                for row_id, embedding in conn.execute(statement):
+                    found[int(row_id)] = self._decode(embedding)
+        # an id deleted since its code was read has no vector: it cannot be a result
+        missing = np.zeros(self._dim, dtype=np.float32)
+        present = np.fromiter((int(i) in found for i in ids), dtype=bool, count=len(ids))
+        return np.stack([found.get(int(i), missing) for i in ids]).astype(np.float32), present
+
     def _rescore(self, q: np.ndarray, candidate_ids: Tensor, k: int) -> tuple[Tensor, Tensor]:
         result = TopK(len(q), k)
         for start in range(0, len(q), _RESCORE_QUERIES):
@@ -224,17 +241,27 @@ class QuantizedSqlStore(QuantizedSearchMixin, SqlStore):
             unique = torch.unique(block[block >= 0])
             if len(unique) == 0:
                 continue
-            vectors, _ = self.get(unique)
-            distances = pairwise_distances(torch.from_numpy(q[start : start + _RESCORE_QUERIES]), vectors, self._metric)
-            # each query takes its own candidates only
-            own = torch.gather(distances, 1, torch.searchsorted(unique, block.clamp_min(0)))
-            own[block < 0] = float("inf")
+            vectors, present = self._vectors_of(unique.numpy())
+            # each query takes its own candidates only: (B, C, D) vectors, distances of the pairs
+            position = torch.searchsorted(unique, block.clamp_min(0))
+            queries = torch.from_numpy(q[start : start + _RESCORE_QUERIES])
+            own = _pair_distances(queries, torch.from_numpy(vectors)[position], self._metric)
+            own[(block < 0) | ~torch.from_numpy(present)[position]] = float("inf")
             kk = min(k, own.shape[1])
             best, order = torch.topk(own, kk, dim=1, largest=False, sorted=True)
             ids = torch.gather(block, 1, order)
             ids[torch.isinf(best)] = -1
             result.ids[start : start + len(block), :kk], result.distances[start : start + len(block), :kk] = ids, best
         return result.result()
+
+
+def _pair_distances(queries: Tensor, vectors: Tensor, metric: str) -> Tensor:
+    """``(B, C)`` distances of each query ``(B, D)`` to its own candidates ``(B, C, D)``, in the store's convention."""
+    if metric == "euclidean":
+        return (vectors - queries[:, None, :]).norm(dim=2)
+    if metric == "cosine":
+        return 1.0 - torch.nn.functional.cosine_similarity(vectors, queries[:, None, :], dim=2)
+    return -(vectors * queries[:, None, :]).sum(dim=2)
 
 
 def _saved_kind(store: SqlStore) -> str | None:
