@@ -6,6 +6,7 @@ threads with keep-alive connections. Reported: p50 / p99 latency seen by the cli
 of each request's time between embedding the query and searching the store (``timing_ms`` of the answers).
 
     .venv/bin/python bench/serve/bench_serve.py                                   # tiny trained run, 20k gallery
+    .venv/bin/python bench/serve/bench_serve.py --arch resnet18 --im-size 224 --requests 200   # a ResNet-18 run
     .venv/bin/python bench/serve/bench_serve.py --run runs/mock-train-... --gallery 100000 --requests 2000
 
 Only 127.0.0.1 is contacted; every loop is bounded by the request count and a per-request timeout.
@@ -153,13 +154,18 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--stores", default="sqlite,faiss")
+    parser.add_argument(
+        "--arch", default=None, help="train the run's extractor as this ResNet (e.g. resnet18) at --im-size, not a small CNN"
+    )
+    parser.add_argument("--im-size", type=int, default=32)
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="oml-bench-serve-"))
     if args.run is None:
         from oml_core.testing.runs import make_tiny_run
 
-        run_dir, _ = make_tiny_run(work / "run")
+        extractor = {"type": "resnet", "arch": args.arch, "weights": None} if args.arch else None
+        run_dir, _ = make_tiny_run(work / "run", extractor=extractor, im_size=args.im_size)
     else:
         run_dir = Path(args.run)
     from oml_core.pipelines.run_adapter import load_run  # TODO(runs.load_run)

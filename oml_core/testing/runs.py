@@ -24,17 +24,22 @@ TINY_RUN_CONFIG: dict = {
 }
 
 
-def make_tiny_run(tmp_path: Path, *, n_labels: int = 12, n_instances: int = 4) -> tuple[Path, Path]:
-    """Generate mock data under ``tmp_path/mock`` and train one epoch of a small CNN; returns ``(run_dir, mock_root)``
-    (a few seconds on CPU)."""
+def make_tiny_run(
+    tmp_path: Path, *, n_labels: int = 12, n_instances: int = 4, extractor: dict | None = None, im_size: int = 32
+) -> tuple[Path, Path]:
+    """Generate mock data under ``tmp_path/mock`` and train one epoch of a small CNN (or of ``extractor``, a config
+    such as ``{"type": "resnet", "arch": "resnet18", "weights": None}``); returns ``(run_dir, mock_root)`` (a few
+    seconds on CPU with the small CNN)."""
     from oml_core.config import dump_yaml
     from oml_core.data import download_mock_dataset
     from oml_core.pipelines.train import train
 
     mock_root = Path(tmp_path) / "mock"
-    download_mock_dataset(mock_root, n_labels=n_labels, n_instances=n_instances, im_size=32)
+    download_mock_dataset(mock_root, n_labels=n_labels, n_instances=n_instances, im_size=im_size)
     config = dict(TINY_RUN_CONFIG)
-    config["data"] = {**TINY_RUN_CONFIG["data"], "dataframe": str(mock_root / "df.csv"), "dataset_root": str(mock_root)}
+    if extractor is not None:
+        config["extractor"] = extractor
+    config["data"] = {"im_size": im_size, "dataframe": str(mock_root / "df.csv"), "dataset_root": str(mock_root)}
     config["run_dir"] = str(Path(tmp_path) / "runs")
     path = Path(tmp_path) / "tiny_train.yaml"
     dump_yaml(config, path)

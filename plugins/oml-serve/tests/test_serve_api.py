@@ -220,3 +220,13 @@ def test_a_store_filled_by_another_model_is_refused(served_run, tmp_path):
     with pytest.raises(OMLError, match="does not exist"):
         build_service(Host(), f"sqlite:///{tmp_path / 'missing.db'}", served_run["run_dir"])
     assert not (tmp_path / "missing.db").exists()
+
+
+def test_oml_serve_refuses_a_missing_store_without_creating_it(served_run, tmp_path, capsys):
+    from oml_core.cli import main
+
+    missing = tmp_path / "missing.db"
+    assert main(["serve", "--store", str(missing), "--run", str(served_run["run_dir"])]) == 2
+    assert "does not exist" in capsys.readouterr().err and not missing.exists()
+    assert main(["serve", "--store", str(missing), "--run", str(tmp_path)]) == 2
+    assert "no config.yaml" in capsys.readouterr().err
