@@ -36,6 +36,13 @@ KNOWN_COMPONENTS: dict[str, dict[str, str]] = {
     "stores": {"sql": "oml-store-sql", "faiss": "oml-store-faiss"},
 }
 
+#: Hints only, for errors when no installed store opens a URL: what each well-known store plugin opens. Opening
+#: never uses this table; installed stores declare their URLs themselves (``oml_core.stores.StoreLocator``).
+KNOWN_STORE_URLS: dict[str, tuple[str, str]] = {
+    "sql": ("sqlite:///PATH.db, PATH.db, postgresql://USER@HOST/DB", "oml-store-sql"),
+    "faiss": ("faiss:///DIR, an existing FAISS store folder", "oml-store-faiss"),
+}
+
 
 def distribution_for(kind: str, name: str) -> str | None:
     """Return the distribution that provides component ``name`` of ``kind``, if it is a known one.

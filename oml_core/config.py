@@ -314,7 +314,9 @@ def dump_yaml(data: Any, path: str | Path | None = None) -> str:
     """Write plain data (e.g. ``converter.unstructure(cfg)``) as YAML; returns the text."""
     text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
     if path is not None:
-        Path(path).write_text(text, encoding="utf-8")
+        from oml_core.files import atomic_write_text
+
+        atomic_write_text(path, text)
     return text
 
 

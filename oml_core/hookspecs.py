@@ -92,6 +92,34 @@ def oml_register_loggers(registry: Registry[Any]) -> None:
 
 
 @hookspec
+def oml_register_callbacks(registry: Registry[Any]) -> None:
+    """Add callbacks: engine plugins (objects with lifecycle hook implementations) whose options a config sets,
+    ``callbacks: [{type: <name>, ...}]``; ``factory(**options)`` returns the plugin. A callback with the
+    ``builtin_name`` of a built-in (``checkpointing``, ``early_stopping``...) replaces it.
+
+    Called once per plugin when the host starts. Return value ignored.
+    """
+
+
+@hookspec
+def oml_register_optimizers(registry: Registry[Any]) -> None:
+    """Add optimizers: ``factory(modules={"backbone": extractor, "head": criterion}, **options)`` returns a
+    ``torch.optim.Optimizer`` (``oml_core.engine.optimizers.parameter_groups`` builds the usual groups).
+
+    Called once per plugin when the host starts. Return value ignored.
+    """
+
+
+@hookspec
+def oml_register_schedulers(registry: Registry[Any]) -> None:
+    """Add LR schedules: ``factory(optimizer=..., epochs=..., steps_per_epoch=..., **options)`` returns an
+    ``oml_core.engine.schedulers.LRSchedule`` (a torch scheduler and whether it steps per ``step`` or ``epoch``).
+
+    Called once per plugin when the host starts. Return value ignored.
+    """
+
+
+@hookspec
 def oml_register_weights(zoo: WeightsZoo) -> None:
     """Add named pretrained weights (URL, full sha256, architecture, transforms) to ``zoo``.
 
@@ -159,6 +187,18 @@ def oml_epoch_end(engine: Engine) -> None:
     """
 
 
+@hookspec(firstresult=True)
+def oml_validate(engine: Engine) -> dict[str, Any] | None:
+    """Called by ``Engine.validate``: compute the validation metrics of ``engine.model`` and return them nested,
+    ``{category: {metric: {k: value}}}``.
+
+    firstresult: the first implementation that returns a dict wins. The built-in one (``trylast``) embeds
+    ``engine.val_dataset`` and computes embedding metrics; a plugin replaces it by returning metrics of its own (a
+    re-ranker's validation, for example). ``Engine.validate`` calls it between ``oml_validation_start`` and
+    ``oml_validation_end``, and records, logs and monitors what it returns.
+    """
+
+
 @hookspec
 def oml_validation_start(engine: Engine) -> None:
     """Called before the validation embeddings are computed (by ``Engine.validate``, whoever triggers it)."""
@@ -203,3 +243,9 @@ def oml_exception(engine: Engine, exception: BaseException) -> None:
 def oml_fit_end(engine: Engine, status: FitStatus) -> None:
     """Called once when ``Engine.fit`` ends, always: status is ``completed``, ``stopped`` (a stop request),
     ``interrupted`` (Ctrl-C) or ``failed`` (an exception, after ``oml_exception``)."""
+
+
+#: The hooks an engine calls on its own plugin manager (the rest are called by the host and the CLI).
+LIFECYCLE_HOOKS: frozenset[str] = frozenset(
+    name for name in dir() if name.startswith("oml_") and not name.startswith(("oml_register_", "oml_hookspecs"))
+)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.metadata
-import inspect
 import os
 import sys
 import types
@@ -26,9 +25,10 @@ from typing import Any, Literal
 import attrs
 import pluggy
 
-from oml_core import hookspecs
-from oml_core._markers import ENTRY_POINT_GROUP, HOOK_PREFIX, PROJECT_NAME
+from oml_core._markers import ENTRY_POINT_GROUP
 from oml_core.errors import DuplicateComponentError, OMLError, PluginLoadError, PluginValidationError
+from oml_core.hookspecs import LIFECYCLE_HOOKS
+from oml_core.plugin_manager import name_plugin_in_errors, new_plugin_manager
 from oml_core.registry import KINDS, Registries, Registry
 from oml_core.weights import WeightsZoo
 
@@ -40,6 +40,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "oml_core.builtin.models",
     "oml_core.builtin.engine",
     "oml_core.builtin.stores",
+    "oml_core.builtin.calibrate",
 )
 
 PluginSource = Literal["builtin", "entrypoint", "local"]
@@ -58,19 +59,6 @@ class PluginInfo:
     error: str | None = None
     hooks: list[str] = attrs.field(factory=list)
     components: dict[str, list[str]] = attrs.field(factory=dict)
-
-
-class _PluginManager(pluggy.PluginManager):
-    """Also treats un-marked functions named ``oml_*`` as hook implementations (as pytest does for ``pytest_*``),
-    so that a misspelled, un-marked hook is caught by ``check_pending`` instead of being silently ignored."""
-
-    def parse_hookimpl_opts(self, plugin: object, name: str) -> Any:
-        opts = super().parse_hookimpl_opts(plugin, name)
-        if opts is None and name.startswith(HOOK_PREFIX):
-            attr = getattr(plugin, name, None)
-            if inspect.isroutine(attr):
-                return {}
-        return opts
 
 
 def _env_list(env: Mapping[str, str], key: str) -> set[str] | None:
@@ -104,9 +92,9 @@ class Host:
     ) -> None:
         self.strict = strict
         self._env = os.environ if env is None else env
-        self.pm = _PluginManager(PROJECT_NAME)
-        self.pm.add_hookspecs(hookspecs)
-        self._extra_hookspec_modules: list[Any] = []
+        self.pm = new_plugin_manager()
+        #: hookspecs that plugins declared (``oml_hookspecs``); every engine's plugin manager knows them too
+        self.extra_hookspecs: list[Any] = []
         self._infos: dict[str, PluginInfo] = {}
         self.load_errors: dict[str, PluginLoadError] = {}
         self.registries = Registries(broken=self.load_errors)
@@ -116,7 +104,8 @@ class Host:
         containers: list[Any] = self._containers()
         for container in containers:
             container.raise_on_duplicate = strict
-        if _env_list(self._env, "OML_TRACE_PLUGINS") is not None:
+        self.trace_hooks = _env_list(self._env, "OML_TRACE_PLUGINS") is not None
+        if self.trace_hooks:
             self.pm.trace.root.setwriter(lambda text: sys.stderr.write(text))
             self.pm.enable_tracing()
 
@@ -127,7 +116,7 @@ class Host:
         if entry_points:
             self._load_entry_points()
         for plugin in plugins:
-            self._register_guarded(_plugin_name(plugin), "local", functools.partial(_identity, plugin))
+            self._register_guarded(plugin_name(plugin), "local", functools.partial(_identity, plugin))
         self._validate_hooks()
         self._collect(list(self._infos))
 
@@ -163,12 +152,13 @@ class Host:
             extra_specs = getattr(plugin, "oml_hookspecs", None)  # plugins may declare hooks of their own
             if extra_specs is not None:
                 self.pm.add_hookspecs(extra_specs)
+                self.extra_hookspecs.append(extra_specs)
             self.pm.register(plugin, name=name)
         except Exception as exc:  # noqa: BLE001 - a broken plugin must never take the host down
             self._mark_broken(name, exc)
             return
         info.hooks = sorted(caller.name for caller in self.pm.get_hookcallers(plugin) or [])
-        self._name_plugin_in_errors(plugin, name)
+        name_plugin_in_errors(self.pm, plugin, name)
 
     def _mark_broken(self, name: str, exc: BaseException) -> None:
         info = self._infos[name]
@@ -182,17 +172,6 @@ class Host:
         for container in containers:
             container.remove_plugin(name)
         warnings.warn(str(error), RuntimeWarning, stacklevel=3)
-
-    def _name_plugin_in_errors(self, plugin: object, name: str) -> None:
-        """Wrap each plain hook implementation so that an exception it raises carries a note naming the plugin
-        (pluggy itself does not say which implementation raised)."""
-        for caller in self.pm.get_hookcallers(plugin) or []:
-            for impl in caller.get_hookimpls():
-                if impl.plugin is not plugin or impl.hookwrapper or impl.wrapper:
-                    continue
-                if inspect.isgeneratorfunction(impl.function):
-                    continue
-                impl.function = _noting_plugin(impl.function, name, caller.name)  # type: ignore[misc]
 
     def _validate_hooks(self) -> None:
         """pluggy's ``check_pending`` on every plugin: strict hosts raise, others mark the plugin broken."""
@@ -254,7 +233,7 @@ class Host:
 
         Unlike an installed plugin, a local one that fails raises at once: the caller asked for it by name.
         """
-        name = name or _plugin_name(plugin)
+        name = name or plugin_name(plugin)
         self._register_guarded(name, "local", lambda: plugin)
         if self._infos[name].status == "broken":
             error = self.load_errors.pop(name)
@@ -273,6 +252,18 @@ class Host:
             container.remove_plugin(name)
         self._infos.pop(name, None)
 
+    def lifecycle_plugins(self) -> list[tuple[str, object]]:
+        """``(name, plugin)`` of each loaded plugin that implements a lifecycle hook: every engine created on this
+        host registers them on its own plugin manager (the host never calls lifecycle hooks itself)."""
+        found = []
+        for name, info in self._infos.items():
+            plugin = self.pm.get_plugin(name)
+            if plugin is None or info.status != "loaded":
+                continue
+            if any(caller.name in LIFECYCLE_HOOKS for caller in self.pm.get_hookcallers(plugin) or []):
+                found.append((name, plugin))
+        return found
+
     @property
     def plugins(self) -> list[PluginInfo]:
         return list(self._infos.values())
@@ -286,23 +277,6 @@ class Host:
         return self.pm.hook
 
 
-def _noting_plugin(function: Callable[..., Any], plugin: str, hook: str) -> Callable[..., Any]:
-    @functools.wraps(function)
-    def call(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return function(*args, **kwargs)
-        except Exception as exc:
-            if not getattr(exc, "__oml_plugin_noted__", False):
-                exc.add_note(f"(raised by plugin {plugin!r} in hook {hook})")
-                try:
-                    exc.__oml_plugin_noted__ = True  # type: ignore[attr-defined]
-                except AttributeError:
-                    pass
-            raise
-
-    return call
-
-
 def _identity(value: object) -> object:
     return value
 
@@ -313,7 +287,13 @@ def _core_version() -> str:
     return __version__
 
 
-def _plugin_name(plugin: object) -> str:
+def plugin_name(plugin: object) -> str:
+    """The name a plugin gets when none is given: a module's name, a class's name, or ``Class-<id>`` for an object.
+
+    Example:
+        >>> plugin_name(Host)
+        'Host'
+    """
     if isinstance(plugin, types.ModuleType):
         return plugin.__name__
     name = getattr(plugin, "__name__", None) or type(plugin).__name__

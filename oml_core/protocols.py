@@ -31,6 +31,11 @@ __all__ = [
     "BatchSamplerFactory",
     "Postprocessor",
     "EmbeddingStore",
+    "StoreWithInfo",
+    "StoreWithSave",
+    "StoreWithContains",
+    "StoreWithIds",
+    "StoreWithShards",
     "Logger",
 ]
 
@@ -234,6 +239,65 @@ class EmbeddingStore(Protocol):
     def __enter__(self) -> EmbeddingStore: ...
 
     def __exit__(self, *exc_info: object) -> None: ...
+
+
+# Optional capabilities of a store: ``isinstance(store, StoreWithInfo)`` tells whether a store has one.
+@runtime_checkable
+class StoreWithInfo(Protocol):
+    """A store that keeps free-form facts with its items (``oml index`` records the model identity there).
+
+    Example:
+        >>> if isinstance(store, StoreWithInfo):   # doctest: +SKIP
+        ...     store.update_info({"model": {...}})
+    """
+
+    @property
+    def info(self) -> dict[str, Any]: ...
+
+    def update_info(self, values: Mapping[str, Any]) -> None:
+        """Merge ``values`` (JSON-serialisable) into ``info``."""
+        ...
+
+
+@runtime_checkable
+class StoreWithSave(Protocol):
+    """A store whose changes stay in memory until ``save()`` (FAISS); ``oml index`` saves it every N images."""
+
+    def save(self) -> None: ...
+
+
+@runtime_checkable
+class StoreWithContains(Protocol):
+    """A store that answers ``contains(ids)`` (a boolean mask) without fetching the vectors."""
+
+    def contains(self, ids: Any) -> Any:  # noqa: ANN401 - ids as a sequence, tensor or numpy array; a bool mask back
+        ...
+
+
+@runtime_checkable
+class StoreWithIds(Protocol):
+    """A store that lists every id it holds."""
+
+    def ids(self) -> Tensor: ...
+
+
+@runtime_checkable
+class StoreWithShards(Protocol):
+    """A store that one process writes at a time (FAISS): a distributed ``oml index`` gives each rank its own
+    shard store and merges the shards into this one at the end. Stores without this capability take concurrent
+    writers themselves (SQL)."""
+
+    def shard_url(self, rank: int) -> str:
+        """The URL of rank ``rank``'s shard (created on first open; found again by a resumed run)."""
+        ...
+
+    def shard_urls(self) -> list[str]:
+        """The URLs of every shard that exists now (of any rank and any earlier run)."""
+        ...
+
+    def drop_shard(self, url: str) -> None:
+        """Delete a shard once it is merged."""
+        ...
 
 
 # ---------------------------------------------------------------------------------------------- logging

@@ -32,6 +32,9 @@ KINDS: tuple[str, ...] = (
     "postprocessors",
     "stores",
     "loggers",
+    "callbacks",
+    "optimizers",
+    "schedulers",
 )
 
 
@@ -131,6 +134,27 @@ class LoggerChoice(Choice):
     """A ``loggers`` component chosen by name in a config: ``{type: <name>, ...its options}``."""
 
     kind: ClassVar[str] = "loggers"
+
+
+@attrs.frozen
+class CallbackChoice(Choice):
+    """A ``callbacks`` component (an engine plugin with options) chosen by name in a config: ``{type: <name>, ...}``."""
+
+    kind: ClassVar[str] = "callbacks"
+
+
+@attrs.frozen
+class OptimizerChoice(Choice):
+    """An ``optimizers`` component chosen by name in a config: ``{type: <name>, ...its options}``."""
+
+    kind: ClassVar[str] = "optimizers"
+
+
+@attrs.frozen
+class SchedulerChoice(Choice):
+    """A ``schedulers`` component (an LR schedule, per step or per epoch) chosen by name in a config."""
+
+    kind: ClassVar[str] = "schedulers"
 
 
 class Registry(Generic[T]):
@@ -298,6 +322,9 @@ class Registries:
     postprocessors = property(lambda self: self._by_kind["postprocessors"])
     stores = property(lambda self: self._by_kind["stores"])
     loggers = property(lambda self: self._by_kind["loggers"])
+    callbacks = property(lambda self: self._by_kind["callbacks"])
+    optimizers = property(lambda self: self._by_kind["optimizers"])
+    schedulers = property(lambda self: self._by_kind["schedulers"])
 
     def __getitem__(self, kind: str) -> Registry[Any]:
         if kind not in self._by_kind:

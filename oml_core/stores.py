@@ -1,7 +1,9 @@
-"""Opening embedding stores by URL, and the checks and distance helpers that every store shares.
+"""Opening embedding stores by URL, the optional capabilities a store may have, and the checks and distance
+helpers that every store shares.
 
-A store is a plugin component (kind ``stores``) that satisfies ``oml_core.protocols.EmbeddingStore``.
-``open_store`` picks the registered store from the URL's scheme:
+A store is a plugin component (kind ``stores``) that satisfies ``oml_core.protocols.EmbeddingStore``. The core
+keeps no table of URL schemes: a store's config class declares the URLs its store opens (``StoreLocator``), and
+``open_store`` asks every registered store. With the project's plugins installed:
 
 =============================================  ===========  ===================
 URL                                            store        distribution
@@ -10,6 +12,10 @@ URL                                            store        distribution
 ``postgresql://user@host/db``                  ``sql``      ``oml-store-sql``
 ``faiss:///path/to/dir``, an existing folder   ``faiss``    ``oml-store-faiss``
 =============================================  ===========  ===================
+
+A third-party store opens its own URLs the same way: its config class has ``url_schemes`` and a ``locate(url)``
+classmethod (see ``StoreLocator``), and ``open_store(host, "mystore://...")`` / ``oml index --store mystore://...``
+find it.
 
 Distances follow one convention whatever the backend, so that results from any store can be compared:
 ``euclidean`` is the L2 distance (not squared), ``cosine`` is ``1 - cos``, ``dot`` is ``-<q, x>``; smaller is
@@ -23,13 +29,13 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from oml_core.errors import OMLError, UnknownComponentError
+from oml_core.errors import OMLError
 
 if TYPE_CHECKING:
     from oml_core.host import Host
@@ -39,6 +45,7 @@ __all__ = [
     "METRICS",
     "Metric",
     "StoreError",
+    "StoreLocator",
     "TopK",
     "check_add_batch",
     "check_ids",
@@ -53,14 +60,6 @@ __all__ = [
 Metric = Literal["euclidean", "cosine", "dot"]
 METRICS: tuple[str, ...] = ("euclidean", "cosine", "dot")
 
-#: URL forms and the store each one opens (shown in errors).
-SCHEMES: tuple[tuple[str, str, str], ...] = (
-    ("sqlite:///PATH.db or a plain PATH.db / .sqlite / .sqlite3", "sql", "oml-store-sql"),
-    ("postgresql://USER@HOST/DB (pgvector)", "sql", "oml-store-sql"),
-    ("faiss:///DIR, an existing folder, or DIR.faiss", "faiss", "oml-store-faiss"),
-)
-
-_SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 _MAX_ID = 2**63 - 1
 
 
@@ -69,50 +68,93 @@ class StoreError(OMLError):
 
 
 # ----------------------------------------------------------------------------------------------- opening
-def resolve_store_url(url: str | Path) -> tuple[str, str]:
-    """Return ``(store name, normalised location)`` for ``url``: the registered store that serves it and the
-    URL (``sql``) or folder path (``faiss``) to pass to it.
+@runtime_checkable
+class StoreLocator(Protocol):
+    """What a store's **config class** declares so that ``open_store`` can open it by URL.
+
+    ``url_schemes`` are the schemes it opens (shown in errors and ``oml plugins``). ``locate(url)`` returns the
+    config fields that name the location of ``url`` (e.g. ``{"url": "sqlite:///a.db"}`` or ``{"path": "/dir"}``)
+    when this store opens it, else ``None``; it is asked for URLs with a scheme and for plain paths alike, so a
+    store may claim plain paths too (``gallery.db``, an existing folder). It may raise ``StoreError`` for a URL of
+    its scheme that is malformed. Besides the location, the config has ``dim``, ``metric`` and ``create`` fields
+    (``create=False``: a store that does not exist is an error, and nothing is created).
 
     Example:
-        >>> resolve_store_url("gallery.db")
-        ('sql', 'sqlite:///gallery.db')
-        >>> resolve_store_url("faiss:///tmp/index")
-        ('faiss', '/tmp/index')
+        >>> @attrs.frozen(kw_only=True)   # doctest: +SKIP
+        ... class MemoryStoreConfig:
+        ...     url_schemes: ClassVar[tuple[str, ...]] = ("memory",)
+        ...     name: str
+        ...     dim: int | None = None
+        ...     metric: str | None = None
+        ...     create: bool = True
+        ...
+        ...     @classmethod
+        ...     def locate(cls, url: str) -> dict[str, Any] | None:
+        ...         return {"name": url.removeprefix("memory://")} if url.startswith("memory://") else None
+    """
+
+    url_schemes: ClassVar[tuple[str, ...]]
+
+    @classmethod
+    def locate(cls, url: str) -> dict[str, Any] | None: ...
+
+
+def _locators(host: Host) -> list[tuple[str, Any]]:
+    """``(store name, config class)`` of every registered store whose config class is a ``StoreLocator``."""
+    return [(spec.name, spec.config) for spec in host.registries.stores.specs() if isinstance(spec.config, StoreLocator)]
+
+
+def resolve_store_url(host: Host, url: str | Path) -> tuple[str, dict[str, Any]]:
+    """Return ``(store name, config fields naming the location)`` for ``url``: the registered store whose config
+    declares that it opens it (``StoreLocator``).
+
+    Example:
+        >>> resolve_store_url(host, "gallery.db")   # doctest: +SKIP
+        ('sql', {'url': 'sqlite:///gallery.db'})
     """
     text = str(url)
-    lowered = text.lower()
-    if lowered.startswith("sqlite:"):
-        return "sql", text
-    if lowered.startswith(("postgresql:", "postgresql+", "postgres:")):
-        if lowered.startswith("postgres:"):  # the short form libpq accepts but SQLAlchemy does not
-            text = "postgresql:" + text[len("postgres:") :]
-        return "sql", text
-    if lowered.startswith("faiss://"):
-        folder = text[len("faiss://") :]
-        if not folder:
-            raise StoreError(f"store URL {text!r} names no folder; write faiss:///path/to/dir (three slashes: an absolute path)")
-        return "faiss", folder
-    if "://" in text:
-        raise StoreError(f"store URL {text!r} has an unknown scheme. {_schemes_text()}")
-    path = Path(text)
-    if path.suffix.lower() in _SQLITE_SUFFIXES:
-        return "sql", f"sqlite:///{text}"
-    if path.is_dir() or path.suffix.lower() == ".faiss":
-        return "faiss", text
-    raise StoreError(f"cannot tell which store {text!r} is: not an existing folder, and no known suffix. {_schemes_text()}")
+    claims = [(name, fields) for name, config in _locators(host) if (fields := config.locate(text)) is not None]
+    if len(claims) == 1:
+        return claims[0][0], dict(claims[0][1])
+    if len(claims) > 1:
+        names = ", ".join(repr(name) for name, _ in claims)
+        raise StoreError(f"store URL {text!r} is claimed by several stores ({names}); write the URL with its scheme")
+    scheme = text.split("://", 1)[0] if "://" in text else None
+    what = f"no installed store opens URLs of the scheme {scheme!r}" if scheme else f"cannot tell which store {text!r} is"
+    raise StoreError(f"{what}. {_schemes_text(host)}")
 
 
-def _schemes_text() -> str:
-    return "Known store locations: " + "; ".join(f"{form} -> store {name!r} ({dist})" for form, name, dist in SCHEMES) + "."
+def _schemes_text(host: Host) -> str:
+    from oml_core.catalog import KNOWN_STORE_URLS
+
+    installed = [f"{', '.join(s + '://' for s in config.url_schemes)} ({name!r})" for name, config in _locators(host)]
+    text = "Installed stores open: " + ("; ".join(installed) if installed else "nothing (no store plugin is installed)") + "."
+    names = {name for name, _ in _locators(host)}
+    hints = []
+    for store, (forms, dist) in KNOWN_STORE_URLS.items():
+        if store not in names:
+            broken = host.registries.broken_distribution(dist)
+            fix = f"{dist} is installed but failed to load: {broken.cause!r}" if broken else f"pip install {dist}"
+            hints.append(f"{forms} -> {fix}")
+    if hints:
+        text += " Other stores: " + "; ".join(hints) + "."
+    return text
 
 
 def open_store(
-    host: Host, url: str | Path, *, dim: int | None = None, metric: str | None = None, **options: Any
+    host: Host,
+    url: str | Path,
+    *,
+    dim: int | None = None,
+    metric: str | None = None,
+    create: bool = True,
+    **options: Any,
 ) -> EmbeddingStore:
-    """Open (or create) the store at ``url`` with the store plugin that serves its scheme.
+    """Open (or create) the store at ``url`` with the store plugin that opens it.
 
     ``dim`` and ``metric`` are needed to create a store; an existing one remembers them (passing different values
-    is an error). ``options`` are further fields of the store's config (e.g. ``index="hnsw"`` for FAISS,
+    is an error). ``create=False`` opens an existing store only: a missing one is an error and nothing is created
+    (``oml search``). ``options`` are further fields of the store's config (e.g. ``index="hnsw"`` for FAISS,
     ``table="gallery"`` for SQL).
 
     Example:
@@ -121,17 +163,11 @@ def open_store(
         ...     store.add([1, 2], torch.randn(2, 384), metadata=[{"path": "a.jpg"}, {"path": "b.jpg"}])
         ...     ids, distances = store.search(torch.randn(3, 384), k=5)
     """
-    name, location = resolve_store_url(url)
-    registry = host.registries.stores
-    try:
-        registry.get(name)
-    except UnknownComponentError as exc:  # its message says what to install, or why the installed plugin broke
-        raise StoreError(f"store URL {str(url)!r} needs the {name!r} store: {exc} {_schemes_text()}") from None
     if metric is not None and metric not in METRICS:
         raise StoreError(f"unknown metric {metric!r} for store {str(url)!r}; choose one of {', '.join(METRICS)}")
-    location_field = "url" if name == "sql" else "path"
-    config = {location_field: location, "dim": dim, "metric": metric, **options}
-    store: EmbeddingStore = registry.create(name, config)
+    name, location = resolve_store_url(host, url)
+    config = {**location, "dim": dim, "metric": metric, "create": create, **options}
+    store: EmbeddingStore = host.registries.stores.create(name, config)
     return store
 
 
@@ -337,16 +373,18 @@ class TopK:
 def existing_ids(store: EmbeddingStore, ids: Sequence[int] | Tensor | np.ndarray) -> np.ndarray:
     """Boolean mask: which of ``ids`` the store already holds (used to resume an interrupted ``oml index``).
 
-    Uses the store's ``contains(ids)`` when it has one (both OML stores do), else probes with ``get``.
+    Uses the store's ``contains(ids)`` when it has that capability (``protocols.StoreWithContains``; both OML
+    stores do), else probes with ``get``.
 
     Example:
         >>> existing_ids(store, [1, 2, 3])  # doctest: +SKIP
         array([ True, False,  True])
     """
+    from oml_core.protocols import StoreWithContains
+
     id_array = check_ids(ids)
-    contains = getattr(store, "contains", None)
-    if callable(contains):
-        return np.asarray(contains(id_array), dtype=bool)
+    if isinstance(store, StoreWithContains):
+        return np.asarray(store.contains(id_array), dtype=bool)
     mask = np.zeros(len(id_array), dtype=bool)
     for row, item_id in enumerate(id_array.tolist()):
         try:

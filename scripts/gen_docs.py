@@ -63,14 +63,24 @@ KIND_INTRO: dict[str, str] = {
     "`oml_core.stores.open_store` or `oml index --store URL`; see [stores](../stores.md).",
     "loggers": "Experiment loggers: the engine sends them the loss, the validation metrics, the hyper-parameters "
     "and figures. They write into the run directory.",
+    "callbacks": "Engine plugins with options, listed in a config's `callbacks:`; each is an object with lifecycle "
+    "hook implementations (see [hooks](../hooks.md)). One with a built-in's name (`checkpointing`, "
+    "`early_stopping`, `progress_bar`) replaces that built-in.",
+    "optimizers": "Optimizers over parameter groups: the extractor is the `backbone` (its learning rate is "
+    "`backbone_lr` when set), the criterion's parameters (an ArcFace head) the head (`lr`); biases and norm "
+    "scales get no weight decay unless `no_decay_on_norms_and_biases: false`.",
+    "schedulers": "Learning-rate schedules, stepped after every optimizer `step` or every `epoch` (`interval`); "
+    "`plateau` steps after each validation with the value of its `monitor`.",
 }
 
 SINGULAR = {"extractors": "extractor", "pairwise_models": "pairwise model", "losses": "loss", "miners": "miner",
             "samplers": "sampler", "transforms": "transform", "postprocessors": "postprocessor", "stores": "store",
-            "loggers": "logger"}  # fmt: skip
+            "loggers": "logger", "callbacks": "callback", "optimizers": "optimizer",
+            "schedulers": "scheduler"}  # fmt: skip
 
 #: Context values that pipelines pass to factories besides the config fields (shown as "also receives").
-RUNTIME_ARGUMENTS = {"labels", "label2category", "seed", "rank", "world_size", "run_dir", "in_features", "num_classes"}
+RUNTIME_ARGUMENTS = {"labels", "label2category", "seed", "rank", "world_size", "run_dir", "in_features", "num_classes",
+                     "modules", "optimizer", "epochs", "steps_per_epoch"}  # fmt: skip
 
 #: Descriptions of pipeline config fields whose classes do not describe them (``field`` or ``Class.field``).
 PIPELINE_FIELD_DOCS: dict[str, str] = {
@@ -84,8 +94,11 @@ PIPELINE_FIELD_DOCS: dict[str, str] = {
     "extractor": "The model that maps images to embeddings.",
     "criterion": "The loss.",
     "sampler": "How training batches are formed (e.g. `balance`: `n_labels` x `n_instances`).",
-    "optimizer": "Optimizer of the model's (and the loss's) parameters.",
-    "scheduler": "Learning-rate schedule; `null`: constant learning rate.",
+    "optimizer": "Optimizer of the extractor's (the backbone's) and the loss's (the head's) parameters, from the "
+    "[optimizers](components.md#optimizers).",
+    "scheduler": "Learning-rate schedule from the [schedulers](components.md#schedulers); `null`: constant learning rate.",
+    "callbacks": "Engine plugins with options, from the [callbacks](components.md#callbacks), e.g. "
+    "`[{type: early_stopping, patience: 3}]`; one named like a built-in replaces it.",
     "validation": "When to validate and which retrieval metrics to compute.",
     "checkpoint": "When to write `last.pt` and which metric selects `best.pt`.",
     "early_stopping_patience": "Stop when `checkpoint.monitor` has not improved for this many validations (`null`: never).",
@@ -105,16 +118,6 @@ PIPELINE_FIELD_DOCS: dict[str, str] = {
     "DataConfig.num_workers": "DataLoader worker processes (0: load in the main process).",
     "DataConfig.cache_size": "Keep up to this many bytes of encoded image files in memory (0: no cache).",
     "DataConfig.skip_unreadable": "Drop rows whose image cannot be read (with a warning) instead of failing.",
-    "OptimizerConfig.type": "`adam`, `adamw` or `sgd`.",
-    "OptimizerConfig.lr": "Learning rate.",
-    "OptimizerConfig.weight_decay": "Weight decay (L2 for `adam` and `sgd`, decoupled for `adamw`).",
-    "OptimizerConfig.momentum": "Momentum (`sgd` only).",
-    "SchedulerConfig.type": "`cosine`, `step` or `multistep`.",
-    "SchedulerConfig.eta_min": "`cosine`: the learning rate reached at the end of the run.",
-    "SchedulerConfig.gamma": "`step` / `multistep`: the factor applied at each decay.",
-    "SchedulerConfig.interval": "Step the schedule after every `epoch` or every optimizer `step`.",
-    "SchedulerConfig.step_size": "`step`: multiply the learning rate by `gamma` every `step_size` intervals.",
-    "SchedulerConfig.milestones": "`multistep`: multiply the learning rate by `gamma` at these intervals.",
     "ValidationConfig.every_n_epochs": "Validate after every N-th epoch.",
     "RerankValidationConfig.every_n_epochs": "Validate after every N-th epoch.",
     "CheckpointConfig.every_n_epochs": "Write `last.pt` after every N-th epoch.",

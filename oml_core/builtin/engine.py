@@ -26,6 +26,37 @@ def oml_register_loggers(registry: Registry[Any]) -> None:
     )
 
 
+@hookimpl
+def oml_register_optimizers(registry: Registry[Any]) -> None:
+    from oml_core.engine import optimizers as o
+
+    registry.add("adam", config=o.AdamConfig, factory=o.build_adam, summary="torch.optim.Adam with parameter groups")
+    registry.add("adamw", config=o.AdamWConfig, factory=o.build_adamw, summary="torch.optim.AdamW (decoupled weight decay)")
+    registry.add("sgd", config=o.SGDConfig, factory=o.build_sgd, summary="torch.optim.SGD with momentum (nesterov optional)")
+
+
+@hookimpl
+def oml_register_schedulers(registry: Registry[Any]) -> None:
+    from oml_core.engine import schedulers as s
+
+    registry.add("cosine", config=s.CosineConfig, factory=s.build_cosine, summary="cosine decay, optional linear warm-up")
+    registry.add("one_cycle", config=s.OneCycleConfig, factory=s.build_one_cycle, summary="one-cycle (up, then down), per step")
+    registry.add("step", config=s.StepConfig, factory=s.build_step, summary="LR x gamma every step_size epochs or steps")
+    registry.add("multistep", config=s.MultiStepConfig, factory=s.build_multistep, summary="LR x gamma at each milestone")
+    registry.add("plateau", config=s.PlateauConfig, factory=s.build_plateau, summary="LR x factor when a metric stalls")
+
+
+@hookimpl
+def oml_register_callbacks(registry: Registry[Any]) -> None:
+    from oml_core.engine.builtins import ProgressBar
+    from oml_core.engine.checkpointing import Checkpointing, CheckpointingConfig, EarlyStopping, EarlyStoppingConfig
+
+    summary = "last.pt every N epochs/steps, best.pt by a monitored metric"
+    registry.add("checkpointing", config=CheckpointingConfig, factory=Checkpointing, summary=summary)
+    registry.add("early_stopping", config=EarlyStoppingConfig, factory=EarlyStopping, summary="stop when a metric stalls")
+    registry.add("progress_bar", factory=ProgressBar, summary="a tqdm bar per epoch with the running loss")
+
+
 def _rank() -> int:
     from oml_core.engine.distributed import distributed_info
 
@@ -81,16 +112,31 @@ def _validate(args: argparse.Namespace, host: Host) -> int:
 
 
 def _configure_predict(parser: argparse.ArgumentParser) -> None:
-    _common(parser)
+    parser.add_argument("config", nargs="?", default=None, help="YAML config file (see configs/); not with --run")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. --set epochs=3"
+    )
+    parser.add_argument("--run", default=None, metavar="RUN_DIR", help="a run of `oml train`: its config and best weights")
     parser.add_argument("--checkpoint", default=None, help="engine checkpoint or state_dict file")
     parser.add_argument("--out", required=True, help="output file (torch.save dict: embeddings, paths, labels)")
     parser.add_argument("--split", default=None, choices=["train", "validation"], help="only the rows of this split")
 
 
 def _predict(args: argparse.Namespace, host: Host) -> int:
+    from oml_core.errors import OMLError
     from oml_core.pipelines.train import predict
 
-    out = predict(args.config, checkpoint=args.checkpoint, out=args.out, split=args.split, overrides=args.set, host=host)
+    config, checkpoint = args.config, args.checkpoint
+    if args.run is not None:
+        from oml_core.runs import CONFIG_FILE, load_run
+
+        if config is not None:
+            raise OMLError(f"oml predict: give a config file or --run, not both (--run uses {args.run}/{CONFIG_FILE})")
+        run = load_run(args.run, host=host, checkpoint=checkpoint)
+        config, checkpoint = str(run.run_dir / CONFIG_FILE), str(run.checkpoint)
+    elif config is None:
+        raise OMLError("oml predict: give a config file, or --run RUN_DIR (a run of `oml train`)")
+    out = predict(config, checkpoint=checkpoint, out=args.out, split=args.split, overrides=args.set, host=host)
     print(f"embeddings written to {out}")
     return 0
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 
 from oml_core._markers import hookimpl
+from oml_core.builtin.model_options import add_model_arguments
 from oml_core.errors import ConfigError, OMLError
 from oml_core.models import ExtractorWithMLP, SimpleCNNConfig, SimpleCNNExtractor
 from oml_core.registry import ExtractorChoice, TransformChoice
@@ -99,6 +100,8 @@ class EmbedConfig:
 
     ``transforms`` empty: those of the extractor's ``weights`` if it is a weights name, else resize to ``im_size``
     and ImageNet normalisation. ``out``: ``.safetensors`` (tensor ``embeddings``), ``.pt`` or ``.npy``.
+    Relative image paths are taken from ``dataset_root``, by default the dataframe's own folder (the rule of every
+    ``oml`` command). ``skip_unreadable``: leave unreadable images out, with one warning that counts them.
     """
 
     pipeline: Literal["embed"] = "embed"
@@ -110,26 +113,20 @@ class EmbedConfig:
     batch_size: int = 128
     num_workers: int = 0
     device: str | None = None
+    skip_unreadable: bool = False
     out: Path = Path("embeddings.safetensors")
 
 
 def _configure_embed(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="an embed config (.yaml/.yml) or a dataframe (.csv/.parquet)")
     parser.add_argument("--out", default=None, help="output file: .safetensors (default embeddings.safetensors), .pt or .npy")
-    parser.add_argument("--dataset-root", default=None, help="folder the dataframe's paths are relative to")
-    parser.add_argument("--extractor", default=None, help="registered extractor (default: the one of --weights)")
-    parser.add_argument("--weights", default=None, help="weights name or checkpoint path for the extractor")
-    parser.add_argument("--arch", default=None, help="architecture (default: the one of --weights)")
-    parser.add_argument("--batch-size", type=int, default=None)
-    parser.add_argument("--num-workers", type=int, default=None)
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1... (default: CUDA when available)")
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. --set extractor.gem_p=3.0"
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--dataset-root", default=None, help="folder of the dataframe's relative paths (default: its own)")
+    parser.add_argument("--skip-unreadable", action="store_true", help="leave unreadable images out, with a warning")
+    add_model_arguments(parser)
 
 
 def _embed_config_data(args: argparse.Namespace, host: Host) -> tuple[dict[str, Any], str]:
+    from oml_core.builtin.model_options import model_spec_data
     from oml_core.config import apply_overrides, load_yaml
 
     source = Path(args.source)
@@ -139,19 +136,9 @@ def _embed_config_data(args: argparse.Namespace, host: Host) -> tuple[dict[str, 
             raise ConfigError([f"$: expected a mapping at the top of the file, got {type(data).__name__}"], str(source))
         data.setdefault("pipeline", "embed")
     elif source.suffix in {".csv", ".parquet", ".tsv"}:
-        extractor: dict[str, Any] = {}
-        if args.weights is not None:
-            extractor["weights"] = args.weights
-            if args.weights in host.weights:
-                entry = host.weights.get(args.weights)
-                extractor["type"], extractor["arch"] = entry.extractor, entry.arch
-        if args.extractor is not None:
-            extractor["type"] = args.extractor
-        if args.arch is not None:
-            extractor["arch"] = args.arch
-        if "type" not in extractor:
-            raise OMLError("oml embed: name the model with --weights <weights name> or --extractor <type> (see `oml plugins`)")
-        data = {"dataframe": str(source), "extractor": extractor}
+        sets, args.set = args.set, []  # applied below, to the whole config
+        data = {"dataframe": str(source), **model_spec_data(args, host)}
+        args.set = sets
     else:
         raise OMLError(f"oml embed: {source} is neither a config (.yaml) nor a dataframe (.csv, .parquet)")
     for key, value in (
@@ -160,6 +147,7 @@ def _embed_config_data(args: argparse.Namespace, host: Host) -> tuple[dict[str, 
         ("batch_size", args.batch_size),
         ("num_workers", args.num_workers),
         ("device", args.device),
+        ("skip_unreadable", args.skip_unreadable or None),
     ):
         if value is not None:
             data[key] = value
@@ -167,6 +155,21 @@ def _embed_config_data(args: argparse.Namespace, host: Host) -> tuple[dict[str, 
 
 
 def _embed(args: argparse.Namespace, host: Host) -> int:
+    from oml_core.data.images import ImageReadError
+
+    try:
+        if args.run is not None:
+            return _embed_run(args, host)
+        return _embed_from_options(args, host)
+    except ImageReadError as exc:
+        where = f" (dataframe row {exc.row})" if exc.row is not None else ""
+        raise OMLError(
+            f"cannot read image {exc.path!r}{where}: {exc.reason}. Fix or remove the file, or pass --skip-unreadable to "
+            f"leave unreadable images out (with a warning that counts them)"
+        ) from None
+
+
+def _embed_from_options(args: argparse.Namespace, host: Host) -> int:
     data, source = _embed_config_data(args, host)
     config = host.registries.structure(data, EmbedConfig, source=source)
     if config.out.suffix not in {".safetensors", ".pt", ".npy"}:
@@ -177,12 +180,41 @@ def _embed(args: argparse.Namespace, host: Host) -> int:
     from oml_core.inference import inference
 
     df = read_dataframe(config.dataframe)
-    dataset = DatasetWithLabels(df, dataset_root=config.dataset_root, transform=transforms)
+    root = config.dataset_root if config.dataset_root is not None else Path(config.dataframe).resolve().parent
+    dataset = DatasetWithLabels(df, dataset_root=root, transform=transforms, skip_unreadable=config.skip_unreadable)
     embeddings = inference(
         extractor, dataset, config.batch_size, config.num_workers, device=config.device, progress=not args.no_progress
     )
     _write_embeddings(embeddings, config, list(dataset.df["path"]))
     print(f"wrote {tuple(embeddings.shape)} embeddings of {config.dataframe} to {config.out}")
+    return 0
+
+
+def _embed_run(args: argparse.Namespace, host: Host) -> int:
+    """``oml embed DF --run RUN``: the run's extractor with its best weights and its preprocessing."""
+    from oml_core.builtin.model_options import model_flags_given
+    from oml_core.data import DatasetWithLabels, read_dataframe
+    from oml_core.inference import inference
+    from oml_core.runs import load_run
+
+    source = Path(args.source)
+    if source.suffix not in {".csv", ".parquet", ".tsv"}:
+        raise OMLError(f"oml embed --run takes a dataframe (.csv, .parquet), got {source}")
+    if model_flags_given(args):
+        raise OMLError("--run takes the model from the run; leave out --extractor, --weights, --arch, --im-size and --set")
+    run = load_run(args.run, host=host)
+    df = read_dataframe(source)
+    root = Path(args.dataset_root) if args.dataset_root is not None else source.resolve().parent
+    dataset = DatasetWithLabels(df, dataset_root=root, transform=run.transform, skip_unreadable=args.skip_unreadable)
+    embeddings = inference(
+        run.extractor, dataset, args.batch_size or 128, args.num_workers or 0, device=args.device, progress=not args.no_progress
+    )
+    config = EmbedConfig(dataframe=source, extractor=ExtractorChoice(str(run.extractor_config.get("type"))),
+                         out=Path(args.out or "embeddings.safetensors"))
+    if config.out.suffix not in {".safetensors", ".pt", ".npy"}:
+        raise OMLError(f"oml embed: out must end with .safetensors, .pt or .npy, got {config.out}")
+    _write_embeddings(embeddings, config, list(dataset.df["path"]))
+    print(f"wrote {tuple(embeddings.shape)} embeddings of {source} (run {run.run_dir}) to {config.out}")
     return 0
 
 

@@ -1,17 +1,24 @@
 """Built-in plugin: the ``oml index`` and ``oml search`` commands (embedding stores, see ``oml_core.stores``).
 
-``oml index --store URL --model NAME DATA`` embeds the images of a dataframe (CSV/parquet with a ``path`` column)
+``oml index --store URL --run RUN_DIR DATA`` embeds the images of a dataframe (CSV/parquet with a ``path`` column)
 or of a folder, and adds them to the store batch by batch, so that an interrupted run keeps every finished batch
-and a re-run only embeds what the store lacks. It records the model in the store, so that
-``oml search --store URL IMAGE...`` embeds the query images the same way, prints the top-k and draws them.
+and a re-run only embeds what the store lacks. It records the model's fingerprint in the store (weights sha256,
+architecture, preprocessing, embedding size, distance: ``oml_core.fingerprint``), so that
+``oml search --store URL IMAGE...`` embeds the query images the same way, refuses any other model, prints the
+top-k and draws them.
+
+Under ``torchrun --nproc-per-node N oml index ...`` the images are shared out among the ranks: they write into one
+SQL store together (PostgreSQL, or SQLite which serialises them), or each into a shard of a FAISS store that rank 0
+merges at the end; a killed run resumes where it stopped.
 
 Ids: a dataframe's ``id`` column when it has one, else the row number; for a folder, a stable 63-bit hash of each
 image's path relative to the folder (so adding files to the folder keeps the ids of the others).
 
-The model: ``--model`` names a registered extractor (``oml plugins`` lists them; e.g. ``resnet``, ``vit``,
-``simple_cnn``) or a weights name of the zoo; ``--weights`` gives a checkpoint path (or weights name) and
-``--arch`` the architecture; ``--set extractor.KEY=VALUE`` sets any other option of the extractor's config.
-Randomly initialised models are seeded, so a re-run embeds with the same weights.
+Image paths: relative paths of a dataframe are taken from ``--dataset-root``, by default the dataframe's own folder;
+every image must lie inside that root (or the indexed folder) after following symlinks, unless
+``--allow-outside-root`` is given. Paths named on the command line are relative to the current directory.
+
+The model: see ``oml_core.builtin.model_options`` (``--run``, or ``--extractor`` / ``--weights`` / ``--arch``).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,8 +36,17 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from oml_core._markers import hookimpl
+from oml_core.builtin.model_options import (
+    LoadedModel,
+    ModelSpec,
+    add_model_arguments,
+    build_model,
+    check_model,
+    describe_given,
+    load_model,
+    model_spec_data,
+)
 from oml_core.errors import OMLError
-from oml_core.registry import ExtractorChoice
 
 if TYPE_CHECKING:
     import torch
@@ -38,18 +55,13 @@ if TYPE_CHECKING:
     from oml_core.host import Host
     from oml_core.protocols import EmbeddingStore
 
+__all__ = ["Item", "ModelSpec", "build_model", "items_from_dataframe", "items_from_folder", "model_spec_data", "path_id"]
+
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm"})
 #: dataframe columns copied into each item's metadata (with the resolved image path)
 METADATA_COLUMNS = ("label", "category", "split", "is_query", "is_gallery", "sequence")
 _MAX_ID = 2**63 - 1
-
-
-@attrs.frozen(kw_only=True)
-class ModelSpec:
-    """How ``oml index`` embedded images; saved in the store's ``info`` under ``"model"`` for ``oml search``."""
-
-    extractor: ExtractorChoice
-    im_size: int = 224
+_DEFAULT_BATCH = 32
 
 
 @attrs.frozen
@@ -62,8 +74,9 @@ class Item:
 
 
 # ================================================================================================ items
-def items_from_folder(folder: str | os.PathLike[str]) -> list[Item]:
-    """Every image under ``folder`` (recursively, sorted), id = stable hash of its relative path.
+def items_from_folder(folder: str | os.PathLike[str], *, allow_outside_root: bool = False) -> list[Item]:
+    """Every image under ``folder`` (recursively, sorted), id = stable hash of its relative path. A symlink that
+    leads out of the folder is an error unless ``allow_outside_root``.
 
     Example:
         >>> items_from_folder("gallery/")  # doctest: +SKIP
@@ -73,9 +86,28 @@ def items_from_folder(folder: str | os.PathLike[str]) -> list[Item]:
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise OMLError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found under the folder {str(folder)!r}")
+    if not allow_outside_root:
+        _check_inside(root, [(p.relative_to(root).as_posix(), p.resolve()) for p in files], str(folder))
     items = [Item(path_id(p.relative_to(root).as_posix()), str(p), {"path": str(p)}) for p in files]
     _check_unique_ids(items, str(folder))
     return items
+
+
+def _check_inside(root: Path, resolved: Sequence[tuple[str, Path]], source: str, rows: Sequence[int] | None = None) -> None:
+    """Refuse images that resolve (after symlinks) outside ``root``: a dataframe must not make OML read or store
+    arbitrary files (``../../etc/passwd``)."""
+    real_root = root.resolve()
+    outside = [(i, given) for i, (given, path) in enumerate(resolved) if not path.is_relative_to(real_root)]
+    if outside:
+        where = ", ".join(
+            f"{'row ' + str(rows[i]) + ' ' if rows is not None else ''}{given!r}" for i, given in outside[:5]
+        )
+        more = f" and {len(outside) - 5} more" if len(outside) > 5 else ""
+        raise OMLError(
+            f"{source}: {len(outside)} image path(s) lead outside the dataset root {str(real_root)!r} (after following "
+            f"symlinks): {where}{more}. Fix the paths or --dataset-root; to index files outside the root on purpose, "
+            f"pass --allow-outside-root"
+        )
 
 
 def path_id(relative_path: str) -> int:
@@ -89,9 +121,12 @@ def path_id(relative_path: str) -> int:
     return int.from_bytes(digest, "big") & _MAX_ID
 
 
-def items_from_dataframe(path: str | os.PathLike[str], dataset_root: str | os.PathLike[str] | None = None) -> list[Item]:
+def items_from_dataframe(
+    path: str | os.PathLike[str], dataset_root: str | os.PathLike[str] | None = None, *, allow_outside_root: bool = False
+) -> list[Item]:
     """The rows of a dataframe (CSV/parquet with a ``path`` column); relative paths are taken from
-    ``dataset_root``, by default the dataframe's folder. Ids: the ``id`` column if any, else the row number."""
+    ``dataset_root``, by default the dataframe's folder, and every image must resolve inside that root unless
+    ``allow_outside_root``. Ids: the ``id`` column if any, else the row number."""
     import pandas as pd
 
     from oml_core.data import read_dataframe
@@ -113,14 +148,19 @@ def items_from_dataframe(path: str | os.PathLike[str], dataset_root: str | os.Pa
     if missing:
         raise OMLError(f"the dataframe {source!r} has an empty 'path' in rows {missing[:10]}")
     items = []
+    resolved_paths = []
     for row, (item_id, (_, record)) in enumerate(zip(id_values, df.iterrows())):
         file = Path(str(record["path"]))
-        resolved = str(file if file.is_absolute() else (root / file).resolve())
+        real = (file if file.is_absolute() else root / file).resolve()
+        resolved_paths.append((str(record["path"]), real))
+        resolved = str(real)
         metadata: dict[str, Any] = {"path": resolved, "row": row}
         for column in METADATA_COLUMNS:
             if column in df.columns:
                 metadata[column] = _json_scalar(record[column])
         items.append(Item(item_id, resolved, metadata))
+    if not allow_outside_root:
+        _check_inside(root, resolved_paths, source, rows=list(range(len(items))))
     _check_unique_ids(items, source)
     return items
 
@@ -144,7 +184,8 @@ def _check_unique_ids(items: Sequence[Item], source: str) -> None:
 
 
 class _ImageFiles:
-    """A dataset of image files: ``{"input_tensors": transform(image)}`` per item (picklable for worker processes)."""
+    """A dataset of image files: ``(index, transform(image) or None, error or None)`` per item (picklable for worker
+    processes); unreadable images are reported, not raised, so that ``--skip-unreadable`` can leave them out."""
 
     def __init__(self, paths: Sequence[str], transform: Any) -> None:
         self.paths = list(paths)
@@ -153,72 +194,23 @@ class _ImageFiles:
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, index: int) -> tuple[int, Any, str | None]:
         from oml_core.data import read_image
+        from oml_core.data.images import ImageReadError
 
-        return {"input_tensors": self.transform(read_image(self.paths[index]))}
-
-
-# ================================================================================================ the model
-def _add_model_arguments(parser: argparse.ArgumentParser, *, for_search: bool) -> None:
-    default = " (default: the model oml index recorded in the store)" if for_search else ""
-    parser.add_argument("--model", default=None, help=f"registered extractor (see `oml plugins`) or weights name{default}")
-    parser.add_argument("--weights", default=None, help="checkpoint path or weights name for the extractor")
-    parser.add_argument("--arch", default=None, help="architecture of the extractor, e.g. resnet18 or vits16")
-    parser.add_argument("--im-size", type=int, default=None, help="images are resized to this square size (default 224)")
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="any other option, e.g. --set extractor.gem_p=3.0"
-    )
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--num-workers", type=int, default=0)
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1... (default: CUDA when available)")
+        try:
+            return index, self.transform(read_image(self.paths[index])), None
+        except ImageReadError as exc:
+            return index, None, exc.reason
 
 
-def model_spec_data(args: argparse.Namespace, host: Host, recorded: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The model spec (``{"extractor": {"type": ..., ...}, "im_size": ...}``) from the command line, or the one a
-    store recorded when no ``--model`` / ``--weights`` is given."""
-    from oml_core.config import apply_overrides
-
-    if args.model is None and args.weights is None:
-        if recorded is None:
-            raise OMLError("name the model with --model <extractor or weights name> (see `oml plugins`), e.g. --model resnet")
-        data = json.loads(json.dumps(dict(recorded)))
-    else:
-        extractor: dict[str, Any] = {}
-        for name in (args.model, args.weights):
-            if name is not None and name in host.weights:
-                entry = host.weights.get(name)
-                extractor.update({"type": entry.extractor, "arch": entry.arch, "weights": name})
-        if args.model is not None and args.model not in host.weights:
-            extractor["type"] = args.model
-        if args.weights is not None and args.weights not in host.weights:
-            extractor["weights"] = str(Path(args.weights).resolve()) if Path(args.weights).exists() else args.weights
-        if "type" not in extractor:
-            raise OMLError(f"--weights {args.weights!r} is not a weights name; also name the extractor with --model")
-        data = {"extractor": extractor}
-    if args.arch is not None:
-        data["extractor"]["arch"] = args.arch
-    if args.im_size is not None:
-        data["im_size"] = args.im_size
-    return apply_overrides(data, list(args.set))
-
-
-def build_model(host: Host, data: Mapping[str, Any]) -> tuple[torch.nn.Module, Any, ModelSpec]:
-    """The extractor and its inference transform from a model spec; seeded, so random initialisation repeats."""
+def _collate(batch: Sequence[tuple[int, Any, str | None]]) -> tuple[list[int], Any, list[tuple[int, str]]]:
     import torch
 
-    from oml_core.data.transforms import get_normalisation_resize_torch
-
-    spec = host.registries.structure(dict(data), ModelSpec, path="$.model")
-    torch.manual_seed(0)
-    extractor = host.registries.extractors.create(spec.extractor)
-    weights = getattr(spec.extractor.config, "weights", None)
-    transform = get_normalisation_resize_torch(spec.im_size)
-    if isinstance(weights, str) and weights in host.weights and host.weights.get(weights).transforms and "im_size" not in data:
-        from oml_core.weights import get_transforms_for_pretrained
-
-        transform = get_transforms_for_pretrained(weights, host=host)[0]
-    return extractor, transform, spec
+    good = [(i, x) for i, x, error in batch if error is None]
+    failed = [(i, error) for i, _, error in batch if error is not None]
+    tensors = torch.stack([x for _, x in good]) if good else None
+    return [i for i, _ in good], tensors, failed
 
 
 def _device(name: str | None) -> torch.device:
@@ -229,23 +221,36 @@ def _device(name: str | None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _embed_batches(
+def embed_images(
     model: torch.nn.Module, paths: Sequence[str], transform: Any, args: argparse.Namespace
-) -> Iterator[tuple[int, torch.Tensor]]:
-    """``(start, embeddings)`` for consecutive batches of ``paths``."""
+) -> Iterator[tuple[list[int], torch.Tensor]]:
+    """``(positions in paths, embeddings)`` for consecutive batches of ``paths``. An unreadable image is an error
+    naming it, or (``--skip-unreadable``) left out with one warning at the end that gives the count."""
     import torch
     from torch.utils.data import DataLoader
 
     device = _device(args.device)
     model.to(device).eval()
     dataset: Any = _ImageFiles(paths, transform)
-    loader: DataLoader[dict[str, Any]] = DataLoader(dataset, batch_size=args.batch_size, num_workers=args.num_workers)
-    start = 0
+    loader: DataLoader[Any] = DataLoader(
+        dataset, batch_size=args.batch_size or _DEFAULT_BATCH, num_workers=args.num_workers or 0, collate_fn=_collate
+    )
+    skipped: list[tuple[int, str]] = []
     with torch.inference_mode():
-        for batch in loader:
-            out = model(batch["input_tensors"].to(device)).float().cpu()
-            yield start, out
-            start += len(out)
+        for positions, tensors, failed in loader:
+            if failed and not getattr(args, "skip_unreadable", False):
+                index, reason = failed[0]
+                raise OMLError(
+                    f"cannot read image {paths[index]!r}: {reason}. Fix or remove the file, or pass --skip-unreadable "
+                    f"to leave unreadable images out (with a warning that counts them)"
+                )
+            skipped.extend(failed)
+            if tensors is not None:
+                yield positions, model(tensors.to(device)).float().cpu()
+    if skipped:
+        shown = ", ".join(repr(paths[i]) for i, _ in skipped[:5])
+        print(f"oml: warning: left out {len(skipped)} unreadable image(s) (--skip-unreadable): {shown}"
+              f"{' ...' if len(skipped) > 5 else ''}", file=sys.stderr)
 
 
 def _parse_options(pairs: Sequence[str], flag: str) -> dict[str, Any]:
@@ -260,85 +265,149 @@ def _parse_options(pairs: Sequence[str], flag: str) -> dict[str, Any]:
     return options
 
 
-def _open(host: Host, args: argparse.Namespace, *, dim: int | None = None, metric: str | None = None) -> EmbeddingStore:
+def _open(
+    host: Host, args: argparse.Namespace, *, url: str | None = None, dim: int | None = None, metric: str | None = None,
+    create: bool = True,
+) -> EmbeddingStore:
     from oml_core.stores import open_store
 
     options = _parse_options(getattr(args, "store_option", []), "--store-option")
-    return open_store(host, args.store, dim=dim, metric=metric, **options)
+    return open_store(host, url or args.store, dim=dim, metric=metric, create=create, **options)
+
+
+def _recorded_model(store: EmbeddingStore) -> dict[str, Any] | None:
+    from oml_core.protocols import StoreWithInfo
+
+    if not isinstance(store, StoreWithInfo):
+        return None
+    recorded = store.info.get("model")
+    return dict(recorded) if isinstance(recorded, Mapping) else None
 
 
 # ================================================================================================ oml index
 def _configure_index(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data", help="a dataframe (.csv/.parquet with a 'path' column) or a folder of images")
     parser.add_argument("--store", required=True, help="store URL: gallery.db, sqlite:///x.db, postgresql://..., faiss:///dir")
-    _add_model_arguments(parser, for_search=False)
+    add_model_arguments(parser)
     parser.add_argument("--dataset-root", default=None, help="folder of the dataframe's relative paths (default: its own)")
-    parser.add_argument("--metric", default=None, choices=("euclidean", "cosine", "dot"), help="of a new store (euclidean)")
+    parser.add_argument(
+        "--allow-outside-root", action="store_true", help="index images that lie outside the dataset root (after symlinks)"
+    )
+    parser.add_argument("--skip-unreadable", action="store_true", help="leave unreadable images out, with a warning")
+    parser.add_argument(
+        "--metric", default=None, choices=("euclidean", "cosine", "dot"),
+        help="distance of a new store (default: the run's, else euclidean)",
+    )
     parser.add_argument(
         "--store-option", action="append", default=[], metavar="KEY=VALUE", help="e.g. index=hnsw (faiss), table=gallery (sql)"
     )
     parser.add_argument(
         "--save-every", type=int, default=1024, metavar="N", help="stores that save explicitly (faiss) save every N new images"
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _index(args: argparse.Namespace, host: Host) -> int:
-    from tqdm.auto import tqdm
+    from oml_core.builtin.distributed_index import Ranks
 
-    from oml_core.stores import existing_ids
-
-    if args.batch_size < 1 or args.save_every < 1:
+    if (args.batch_size is not None and args.batch_size < 1) or args.save_every < 1:
         raise OMLError("--batch-size and --save-every must be positive")
     data_path = Path(args.data)
     if data_path.is_dir():
-        items = items_from_folder(data_path)
+        items = items_from_folder(data_path, allow_outside_root=args.allow_outside_root)
     elif data_path.exists():
-        items = items_from_dataframe(data_path, args.dataset_root)
+        items = items_from_dataframe(data_path, args.dataset_root, allow_outside_root=args.allow_outside_root)
     else:
         raise OMLError(f"oml index: {args.data!r} is neither a dataframe file nor a folder of images")
-    model_data = model_spec_data(args, host)
-    model, transform, spec = build_model(host, model_data)
-    dim = int(getattr(model, "feat_dim", 0)) or None
-    with _open(host, args, dim=dim, metric=args.metric) as store:
-        recorded = dict(getattr(store, "info", {}) or {}).get("model")
-        if recorded is not None and host.registries.structure(recorded, ModelSpec, path="$.model") != spec:
-            raise OMLError(
-                f"the store {args.store!r} was indexed with another model ({json.dumps(recorded)}); its embeddings would not "
-                f"be comparable with those of {json.dumps(model_data)}. Use a new store, or the same model."
-            )
-        update_info = getattr(store, "update_info", None)
-        if recorded is None and callable(update_info):
-            update_info({"model": model_data})
-        present = existing_ids(store, [item.id for item in items])
-        todo = [item for item, done in zip(items, present.tolist()) if not done]
-        print(f"oml index: {len(items)} images, {len(items) - len(todo)} already in {args.store}, {len(todo)} to embed")
-        save = getattr(store, "save", None)
-        unsaved = 0
-        with tqdm(total=len(todo), unit="img", disable=args.no_progress or not todo) as progress:
-            for start, embeddings in _embed_batches(model, [item.path for item in todo], transform, args):
-                batch = todo[start : start + len(embeddings)]
-                store.add([item.id for item in batch], embeddings, metadata=[item.metadata for item in batch])
-                unsaved += len(batch)
-                if callable(save) and unsaved >= args.save_every:
-                    save()
-                    unsaved = 0
-                progress.update(len(batch))
-        total = store.count()
-    print(f"oml index: the store holds {total} items")
+    ranks = Ranks.from_environment()
+    try:
+        model = load_model(args, host, distance=args.metric)
+        if args.metric is None and model.run is not None:
+            args.metric = model.run.distance
+        if ranks.world > 1:
+            from oml_core.builtin.distributed_index import index_distributed
+
+            return index_distributed(args, host, items, model, ranks)
+        with _open(host, args, dim=model.dim or None, metric=args.metric) as store:
+            added = index_into(store, args, items, model, store_name=args.store)
+            total = store.count()
+    finally:
+        ranks.close()
+    print(f"oml index: added {added}; the store holds {total} items")
     return 0
+
+
+def record_model(store: EmbeddingStore, model: LoadedModel, args: argparse.Namespace, store_name: str) -> LoadedModel:
+    """Check the given model against the one the store recorded (refusing another), record it in a new store;
+    returns the model with the store's distance in its fingerprint."""
+    from oml_core.protocols import StoreWithInfo
+
+    model = attrs.evolve(model, fingerprint=attrs.evolve(model.fingerprint, distance=store.metric))
+    model = attrs.evolve(model, record={**model.record, "fingerprint": model.fingerprint.to_dict()})
+    recorded = _recorded_model(store)
+    check_model(recorded, model, store=store_name, what=describe_given(args))
+    if recorded is None and isinstance(store, StoreWithInfo):
+        store.update_info({"model": model.record})
+    return model
+
+
+def index_into(
+    store: EmbeddingStore, args: argparse.Namespace, items: Sequence[Item], model: LoadedModel, *, store_name: str,
+    record: bool = True, announce: bool = True,
+) -> int:
+    """Embed the ``items`` the store lacks and add them batch by batch; returns how many were added."""
+    from tqdm.auto import tqdm
+
+    from oml_core.protocols import StoreWithSave
+    from oml_core.stores import existing_ids
+
+    if record:
+        record_model(store, model, args, store_name)
+    present = existing_ids(store, [item.id for item in items])
+    todo = [item for item, done in zip(items, present.tolist()) if not done]
+    if announce:
+        print(f"oml index: {len(items)} images, {len(items) - len(todo)} already in {store_name}, {len(todo)} to embed")
+    unsaved = added = 0
+    with tqdm(total=len(todo), unit="img", disable=args.no_progress or not todo) as progress:
+        for positions, embeddings in embed_images(model.extractor, [item.path for item in todo], model.transform, args):
+            batch = [todo[i] for i in positions]
+            store.add([item.id for item in batch], embeddings, metadata=[item.metadata for item in batch])
+            unsaved += len(batch)
+            added += len(batch)
+            if isinstance(store, StoreWithSave) and unsaved >= args.save_every:
+                store.save()
+                unsaved = 0
+            progress.update(len(batch))
+    return added
 
 
 # ================================================================================================ oml search
 def _configure_search(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("images", nargs="+", metavar="IMAGE", help="query image files")
-    parser.add_argument("--store", required=True, help="store URL (as given to oml index)")
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="query image files (relative to the current directory)")
+    parser.add_argument("--store", required=True, help="store URL (as given to oml index); it must exist")
     parser.add_argument("-k", type=int, default=5, help="matches per query (default 5)")
     parser.add_argument("--out", default=None, help="draw each query with its matches into this PNG file")
     parser.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE", help="only items whose metadata match")
+    parser.add_argument("--exclude-self", action="store_true", help="leave out the query's own stored copy (same file)")
+    parser.add_argument(
+        "--threshold", type=float, default=None, help="distance at or below which a match is the same identity "
+        "(default: the run's calibrated threshold, when there is one)"
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--store-option", action="append", default=[], metavar="KEY=VALUE", help="e.g. ef_search=128 (faiss)")
-    _add_model_arguments(parser, for_search=True)
+    add_model_arguments(parser, recorded_default=True)
+
+
+def clean_distance(value: float, metric: str) -> float:
+    """A distance for printing: L2 and cosine distances are never negative (rounding can make them -1e-8), and
+    no distance prints as -0.
+
+    Example:
+        >>> clean_distance(-3e-8, "cosine"), clean_distance(-0.0, "dot"), clean_distance(-2.5, "dot")
+        (0.0, 0.0, -2.5)
+    """
+    if metric in ("euclidean", "cosine") and value < 0:
+        return 0.0
+    return value + 0.0 if value != 0 else 0.0
 
 
 def _search(args: argparse.Namespace, host: Host) -> int:
@@ -349,43 +418,81 @@ def _search(args: argparse.Namespace, host: Host) -> int:
     missing = [p for p in args.images if not Path(p).is_file()]
     if missing:
         raise OMLError(f"oml search: query images not found: {missing}")
-    with _open(host, args) as store:
-        recorded = dict(getattr(store, "info", {}) or {}).get("model")
-        model, transform, _ = build_model(host, model_spec_data(args, host, recorded))
-        embeddings = torch.cat([e for _, e in _embed_batches(model, list(args.images), transform, args)])
+    queries = [str(Path(p).resolve()) for p in args.images]
+    with _open(host, args, create=False) as store:
+        recorded = _recorded_model(store)
+        model = load_model(args, host, recorded=recorded, distance=store.metric)
+        check_model(recorded, model, store=args.store, what=describe_given(args))
+        embeddings = torch.cat([e for _, e in embed_images(model.extractor, queries, model.transform, args)])
         filter_ = _parse_options(args.filter, "--filter") or None
-        ids, distances = store.search(embeddings, args.k, filter=filter_)
+        extra = 1 if args.exclude_self else 0
+        ids, distances = store.search(embeddings, args.k + extra, filter=filter_)
         found = sorted({int(i) for i in ids.flatten().tolist() if i >= 0})
         metadata = dict(zip(found, store.get(found)[1])) if found else {}
-    results: list[dict[str, Any]] = [
-        {
-            "query": str(query),
-            "matches": [
-                {"rank": rank + 1, "id": int(i), "distance": float(d), **metadata[int(i)]}
-                for rank, (i, d) in enumerate(zip(ids[q].tolist(), distances[q].tolist()))
-                if i >= 0
-            ],
-        }
-        for q, query in enumerate(args.images)
-    ]
+        query_labels = _query_labels(store, embeddings, queries) if args.out is not None or args.json else [None] * len(queries)
+        metric = store.metric
+    threshold = args.threshold if args.threshold is not None else (model.run.threshold if model.run is not None else None)
+    results: list[dict[str, Any]] = []
+    for q, query in enumerate(args.images):
+        matches: list[dict[str, Any]] = []
+        for i, d in zip(ids[q].tolist(), distances[q].tolist()):
+            if i < 0 or (args.exclude_self and metadata[int(i)].get("path") == queries[q]):
+                continue
+            match: dict[str, Any] = {"rank": len(matches) + 1, "id": int(i), "distance": clean_distance(float(d), metric)}
+            if threshold is not None:
+                match["same_identity"] = match["distance"] <= threshold
+            match.update(metadata[int(i)])
+            matches.append(match)
+        result: dict[str, Any] = {"query": str(query), "matches": matches[: args.k]}
+        if query_labels[q] is not None:
+            result["query_label"] = query_labels[q]
+        results.append(result)
     if args.json:
         print(json.dumps(results, indent=2))
     else:
-        for result in results:
-            print(f"query {result['query']}")
-            print(f"  {'rank':>4}  {'id':>20}  {'distance':>10}  path")
-            for match in result["matches"]:
-                print(f"  {match['rank']:>4}  {match['id']:>20}  {match['distance']:>10.4f}  {match.get('path', '')}")
-            if not result["matches"]:
-                print("  (no match)")
+        _print_results(results, threshold)
     if args.out is not None:
         draw_matches(results, args.out)
         print(f"oml search: drew the matches into {args.out}")
     return 0
 
 
+def _query_labels(store: EmbeddingStore, embeddings: torch.Tensor, queries: Sequence[str]) -> list[Any]:
+    """The label of each query when the store holds the same file (its label is then known), else None."""
+    labels: list[Any] = []
+    for row, query in enumerate(queries):
+        ids, _ = store.search(embeddings[row : row + 1], 1, filter={"path": query})
+        item = int(ids[0, 0])
+        labels.append(store.get([item])[1][0].get("label") if item >= 0 else None)
+    return labels
+
+
+def _print_results(results: Sequence[Mapping[str, Any]], threshold: float | None) -> None:
+    for result in results:
+        label = f" (label {result['query_label']})" if result.get("query_label") is not None else ""
+        print(f"query {result['query']}{label}")
+        same = "  same" if threshold is not None else ""
+        print(f"  {'rank':>4}  {'id':>20}  {'distance':>10}{same}  path")
+        for match in result["matches"]:
+            flag = f"  {'yes' if match['same_identity'] else 'no':>4}" if threshold is not None else ""
+            print(f"  {match['rank']:>4}  {match['id']:>20}  {match['distance']:>10.4f}{flag}  {match.get('path', '')}")
+        if not result["matches"]:
+            print("  (no match)")
+    if threshold is not None:
+        print(f"same: distance <= {threshold:.4f} (the decision threshold)")
+
+
+def _frame_color(query_label: Any, match_label: Any) -> str:
+    """Green for a match of the query's label, red for another label, black when either label is unknown (as
+    OML's RetrievalResults.visualize frames them)."""
+    if query_label is None or match_label is None:
+        return "black"
+    return "green" if match_label == query_label else "red"
+
+
 def draw_matches(results: Sequence[Mapping[str, Any]], out: str | os.PathLike[str]) -> None:
-    """One row per query: the query image, then its matches titled with rank, id and distance (as seed 001 draws them)."""
+    """One row per query: the query image, then its matches titled with rank, id and distance (as seed 001 draws
+    them), framed green (same label as the query) or red (another) when the query's label is known."""
     import numpy as np
 
     from oml_core.retrieval.visualize import as_numpy_image, import_pyplot
@@ -413,7 +520,7 @@ def draw_matches(results: Sequence[Mapping[str, Any]], out: str | os.PathLike[st
             if col - 1 < len(result["matches"]):
                 match = result["matches"][col - 1]
                 title = f"Top {match['rank']} (ID: {match['id']})\nd={match['distance']:.3f}"
-                show(axes[row][col], match.get("path"), title, "black")
+                show(axes[row][col], match.get("path"), title, _frame_color(result.get("query_label"), match.get("label")))
             else:
                 axes[row][col].axis("off")
     fig.tight_layout()

@@ -4,9 +4,7 @@ metric logging. ``default_plugins(engine)`` lists what an engine registers unles
 
 from __future__ import annotations
 
-import math
 import random
-import shutil
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +12,7 @@ import torch
 from tqdm import tqdm
 
 from oml_core._markers import hookimpl
-from oml_core.engine.distributed import broadcast_from_main
+from oml_core.engine.checkpointing import Checkpointing, EarlyStopping
 from oml_core.engine.state import FitStatus, StepOutput
 from oml_core.errors import OMLError
 
@@ -64,6 +62,8 @@ def flatten_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, floa
 class DefaultTrainStep:
     """Forward, loss, backward, gradient accumulation and clipping, optimizer step; CUDA autocast (bf16) on GPU."""
 
+    builtin_name = "train_step"
+
     @hookimpl(trylast=True)
     def oml_train_step(self, engine: Engine, batch: dict[str, Any]) -> StepOutput:
         options, state = engine.options, engine.state
@@ -109,6 +109,8 @@ def backward_and_step(engine: Engine, loss: torch.Tensor) -> None:
 class Seeding:
     """Seeds every RNG when a fresh run starts (a resumed run restores the RNG states from its checkpoint)."""
 
+    builtin_name = "seeding"
+
     @hookimpl(tryfirst=True)
     def oml_fit_start(self, engine: Engine) -> None:
         if engine.state.step == 0:
@@ -116,53 +118,78 @@ class Seeding:
 
 
 class LRScheduling:
-    """Steps ``engine.scheduler`` every epoch or every batch (``options.scheduler_interval``)."""
+    """Steps ``engine.schedule`` every batch or every epoch (its ``interval``), before any plugin of the same hook
+    sees the batch's end (``tryfirst``), so checkpoints hold the stepped scheduler; a plateau schedule steps after
+    each validation of the trained model, with the value of its monitored metric."""
 
-    @hookimpl
+    builtin_name = "lr_scheduling"
+
+    @hookimpl(tryfirst=True)
     def oml_train_batch_end(self, engine: Engine) -> None:
-        if engine.scheduler is not None and engine.options.scheduler_interval == "step":
-            engine.scheduler.step()
+        schedule = engine.schedule
+        if schedule is not None and schedule.monitor is None and schedule.interval == "step":
+            schedule.scheduler.step()
 
     @hookimpl
     def oml_epoch_end(self, engine: Engine) -> None:
-        if engine.scheduler is not None and engine.options.scheduler_interval == "epoch":
-            engine.scheduler.step()
+        schedule = engine.schedule
+        if schedule is not None and schedule.monitor is None and schedule.interval == "epoch":
+            schedule.scheduler.step()
+
+    @hookimpl
+    def oml_validation_end(self, engine: Engine) -> None:
+        schedule = engine.schedule
+        if schedule is not None and schedule.monitor is not None and engine.state.step > 0:
+            schedule.scheduler.step(engine.state.metrics.get(schedule.monitor, float("nan")))
 
 
 # ---------------------------------------------------------------------------------------------------- validation
 def run_validation(engine: Engine) -> dict[str, Any]:
-    """Embed ``engine.val_dataset``, compute metrics once (rank 0), share them with every rank, log them."""
-    from oml_core.engine.validation import compute_dataset_metrics, embed_dataset
+    """Same as ``engine.validate()`` (kept for callers of the former API)."""
+    return engine.validate()
 
-    if engine.val_dataset is None:
-        raise OMLError("validation needs a validation dataset (val_dataset / the 'validation' split of the dataframe)")
-    hooks, state = engine.hooks, engine.state
-    hooks.validation_start()
-    embeddings = embed_dataset(engine)
-    hooks.embeddings_ready(embeddings, engine.val_dataset)
-    metrics = compute_dataset_metrics(engine, embeddings) if state.is_main_process else {}
-    metrics = broadcast_from_main(metrics)
-    flat = flatten_metrics(metrics)
-    state.metrics = flat
-    state.history.append({"epoch": state.epoch, "step": state.step, **flat})
-    hooks.validation_end(metrics)
-    hooks.log_metrics({f"val/{k}": v for k, v in flat.items()}, state.step)
-    return metrics
+
+class EmbeddingValidation:
+    """The default ``oml_validate``: embed ``engine.val_dataset`` and compute EmbeddingMetrics on it (rank 0)."""
+
+    builtin_name = "embedding_validation"
+
+    @hookimpl(trylast=True)
+    def oml_validate(self, engine: Engine) -> dict[str, Any]:
+        from oml_core.engine.validation import compute_dataset_metrics, embed_dataset
+
+        if engine.val_dataset is None:
+            raise OMLError("validation needs a validation dataset (val_dataset / the 'validation' split of the dataframe)")
+        embeddings = embed_dataset(engine)
+        engine.hooks.embeddings_ready(embeddings, engine.val_dataset)
+        return compute_dataset_metrics(engine, embeddings) if engine.state.is_main_process else {}
 
 
 class Validation:
     """Validates before training (if asked) and every ``validate_every_n_epochs`` epochs; prints the metrics."""
 
+    builtin_name = "validation"
+
     @hookimpl
     def oml_fit_start(self, engine: Engine) -> None:
         if engine.options.validate_before_training and engine.state.step == 0 and engine.val_dataset is not None:
-            run_validation(engine)
+            engine.validate()
 
     @hookimpl(tryfirst=True)
     def oml_epoch_end(self, engine: Engine) -> None:
         every = engine.options.validate_every_n_epochs
         if engine.val_dataset is not None and every > 0 and engine.state.epoch % every == 0:
-            run_validation(engine)
+            engine.validate()
+
+    @hookimpl(tryfirst=True)
+    def oml_fit_end(self, engine: Engine, status: FitStatus) -> None:
+        """A run that ends (completed, or stopped early) with a stale last validation validates once more, so
+        that its final metrics and ``best.pt`` cover the final model."""
+        state = engine.state
+        stale = state.last_validated_step != state.step and state.step > 0
+        if status in ("completed", "stopped") and stale and engine.val_dataset is not None:
+            if engine.options.validate_every_n_epochs > 0 or engine.options.validate_before_training:
+                engine.validate()
 
     @hookimpl
     def oml_validation_end(self, engine: Engine, metrics: dict[str, Any]) -> None:
@@ -172,99 +199,11 @@ class Validation:
             tqdm.write(f"validation (epoch {engine.state.epoch}, step {engine.state.step}): {shown}", file=sys.stderr)
 
 
-# ---------------------------------------------------------------------------------------------------- checkpoints
-def _improved(value: float, best: float | None, mode: str) -> bool:
-    if best is None or math.isnan(best):
-        return not math.isnan(value)
-    return value > best if mode == "max" else value < best
-
-
-class Checkpointing:
-    """Writes ``checkpoints/last.pt`` every N epochs (and/or steps) and when a run is stopped or interrupted, and
-    ``checkpoints/best.pt`` when the monitored metric improves. A failed run writes nothing, so the last good
-    checkpoint survives a NaN loss."""
-
-    def __init__(self) -> None:
-        self.best: float | None = None
-
-    @staticmethod
-    def _path(engine: Engine, name: str) -> Any:
-        assert engine.run_dir is not None
-        return engine.run_dir / "checkpoints" / f"{name}.pt"
-
-    @hookimpl
-    def oml_train_batch_end(self, engine: Engine) -> None:
-        every = engine.options.checkpoint_every_n_steps
-        if engine.run_dir is not None and every and engine.state.step % every == 0:
-            engine.save_checkpoint(self._path(engine, "last"))
-
-    @hookimpl(trylast=True)
-    def oml_epoch_end(self, engine: Engine) -> None:
-        options, state = engine.options, engine.state
-        if engine.run_dir is None:
-            return
-        monitor = options.monitor
-        improved = (
-            monitor is not None
-            and monitor in state.metrics
-            and _improved(state.metrics[monitor], self.best, options.monitor_mode)
-        )
-        if improved:
-            self.best = state.metrics[monitor]  # type: ignore[index]
-        every = options.checkpoint_every_n_epochs
-        if (every and state.epoch % every == 0) or improved:
-            last = engine.save_checkpoint(self._path(engine, "last"))
-            if improved and state.is_main_process:
-                shutil.copyfile(last, self._path(engine, "best"))
-
-    @hookimpl
-    def oml_fit_end(self, engine: Engine, status: FitStatus) -> None:
-        if engine.run_dir is not None and status in ("interrupted", "stopped"):
-            engine.save_checkpoint(self._path(engine, "last"))
-
-    @hookimpl
-    def oml_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["checkpointing"] = {"best": self.best}
-
-    @hookimpl
-    def oml_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.best = checkpoint.get("checkpointing", {}).get("best")
-
-
-class EarlyStopping:
-    """Requests a stop when the monitored metric has not improved for ``patience`` validations."""
-
-    def __init__(self, patience: int) -> None:
-        self.patience = patience
-        self.best: float | None = None
-        self.bad_validations = 0
-
-    @hookimpl
-    def oml_validation_end(self, engine: Engine) -> None:
-        monitor = engine.options.monitor
-        if monitor is None or monitor not in engine.state.metrics:
-            return
-        value = engine.state.metrics[monitor]
-        if _improved(value, self.best, engine.options.monitor_mode):
-            self.best, self.bad_validations = value, 0
-        else:
-            self.bad_validations += 1
-            if self.bad_validations >= self.patience:
-                engine.state.request_stop(f"early stopping: {monitor} did not improve for {self.patience} validations")
-
-    @hookimpl
-    def oml_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["early_stopping"] = {"best": self.best, "bad_validations": self.bad_validations}
-
-    @hookimpl
-    def oml_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        saved = checkpoint.get("early_stopping", {})
-        self.best, self.bad_validations = saved.get("best"), saved.get("bad_validations", 0)
-
-
 # ---------------------------------------------------------------------------------------------------- output
 class ProgressBar:
     """A tqdm bar per epoch (rank 0), with the running loss."""
+
+    builtin_name = "progress_bar"
 
     def __init__(self) -> None:
         self.bar: tqdm[Any] | None = None
@@ -305,6 +244,8 @@ class ProgressBar:
 class MetricLogging:
     """Sends the training loss (every ``log_every_n_steps``) and validation metrics to ``engine.loggers``."""
 
+    builtin_name = "metric_logging"
+
     def __init__(self, hparams: dict[str, Any] | None = None) -> None:
         self.hparams = hparams or {}
 
@@ -329,17 +270,43 @@ class MetricLogging:
             logger.log_metrics(metrics, step)
 
     @hookimpl
+    def oml_save_checkpoint(self, engine: Engine, checkpoint: dict[str, Any]) -> None:
+        """Where each logger's files end now: a resumed run cuts what was logged after the checkpoint."""
+        checkpoint["loggers"] = [_logger_state(logger) for logger in engine.loggers]
+
+    @hookimpl
+    def oml_load_checkpoint(self, engine: Engine, checkpoint: dict[str, Any]) -> None:
+        if not engine.state.is_main_process:
+            return
+        for logger, saved in zip(engine.loggers, checkpoint.get("loggers", [])):
+            if saved is not None and hasattr(logger, "load_state_dict"):
+                logger.load_state_dict(saved)
+
+    @hookimpl(trylast=True)
     def oml_fit_end(self, engine: Engine) -> None:
         if engine.state.is_main_process:
             for logger in engine.loggers:
                 logger.close()
 
 
-def default_plugins(engine: Engine) -> list[object]:
+def _logger_state(logger: Any) -> dict[str, Any] | None:
+    state_dict = getattr(logger, "state_dict", None)
+    return state_dict() if callable(state_dict) else None
+
+
+def default_plugins(engine: Engine) -> list[Any]:
     options = engine.options
-    plugins: list[object] = [DefaultTrainStep(), Seeding(), LRScheduling(), Validation(), Checkpointing(), MetricLogging()]
+    plugins: list[Any] = [
+        DefaultTrainStep(), Seeding(), LRScheduling(), EmbeddingValidation(), Validation(), MetricLogging(),
+        Checkpointing(
+            every_n_epochs=options.checkpoint_every_n_epochs,
+            every_n_steps=options.checkpoint_every_n_steps,
+            monitor=options.monitor,
+            mode=options.monitor_mode,
+        ),
+    ]  # fmt: skip
     if options.progress_bar:
         plugins.append(ProgressBar())
     if options.early_stopping_patience is not None:
-        plugins.append(EarlyStopping(options.early_stopping_patience))
+        plugins.append(EarlyStopping(options.early_stopping_patience, monitor=options.monitor or "", mode=options.monitor_mode))
     return plugins

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from oml_core.errors import OMLError
+from oml_core.files import atomic_copy, atomic_write, atomic_write_text
+
+__all__ = ["CheckpointError", "atomic_copy", "atomic_save", "atomic_write", "atomic_write_text", "load_checkpoint_file"]
 
 CHECKPOINT_FORMAT = "oml-checkpoint/1"
 
@@ -27,24 +28,7 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
         >>> atomic_save({"w": torch.zeros(2)}, "/tmp/oml-doctest.pt").name
         'oml-doctest.pt'
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda handle: torch.save(obj, handle))
 
 
 def load_checkpoint_file(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -18,13 +18,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pluggy
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from oml_core.engine.checkpoint import CHECKPOINT_FORMAT, atomic_save, load_checkpoint_file, restore_rng_states, rng_states
+from oml_core.engine.monitor import BestMonitor, MonitorMode
+from oml_core.engine.schedulers import LRSchedule
 from oml_core.engine.state import EngineOptions, FitStatus, State, StepOutput
-from oml_core.host import Host
+from oml_core.host import Host, plugin_name
+from oml_core.plugin_manager import name_plugin_in_errors, new_plugin_manager
 from oml_core.protocols import BatchSampler
 
 
@@ -58,7 +62,12 @@ class Engine:
         self.model = model.to(self.device)
         self.criterion = criterion.to(self.device) if isinstance(criterion, nn.Module) else criterion
         self.optimizer = optimizer
-        self.scheduler = scheduler
+        if scheduler is not None and not isinstance(scheduler, LRSchedule):
+            scheduler = LRSchedule(scheduler, self.options.scheduler_interval)
+        #: the LR schedule (torch scheduler, interval, monitored metric for plateau schedules); ``scheduler`` is its
+        #: torch scheduler
+        self.schedule: LRSchedule | None = scheduler
+        self.scheduler = scheduler.scheduler if scheduler is not None else None
         self.train_dataset = train_dataset
         self.batch_sampler = batch_sampler
         self.val_dataset = val_dataset
@@ -67,11 +76,18 @@ class Engine:
         self.training_model: nn.Module = self.model
         if world_size > 1:
             self.training_model = nn.parallel.DistributedDataParallel(self.model)
-        self.hooks = LifecycleHooks(self)
         self.last_retrieval_results: Any = None  # set by validation, for visualising the worst queries
-        self._plugin_names: list[str] = []
-        own = builtin_plugins.default_plugins(self) if builtins else []
-        for plugin in [*own, *plugins]:
+        self.monitors: dict[tuple[str, str], BestMonitor] = {}
+        # this engine's own plugin manager: its built-ins, the plugins given to it and the lifecycle hooks of the
+        # host's plugins; two engines on one host never see each other's plugins
+        self.pm = new_plugin_manager(self.host.extra_hookspecs, trace=self.host.trace_hooks)
+        self.hooks = LifecycleHooks(self)
+        given = list(plugins)
+        replaced = {getattr(p, "builtin_name", None) for p in given} - {None}
+        own = [p for p in builtin_plugins.default_plugins(self) if p.builtin_name not in replaced] if builtins else []
+        for name, plugin in self.host.lifecycle_plugins():
+            self._register(plugin, name, check=False)
+        for plugin in [*own, *given]:
             self.add_plugin(plugin)
 
     # ------------------------------------------------------------------------------------------------ the loop
@@ -107,10 +123,34 @@ class Engine:
         return state
 
     def validate(self) -> dict[str, Any]:
-        """Embed the validation set, compute retrieval metrics and log them; returns ``{category: {metric: {k: v}}}``."""
-        from oml_core.engine.builtins import run_validation
+        """Compute the validation metrics (the ``oml_validate`` hook; by default embedding metrics of
+        ``val_dataset``), record them in ``state.metrics`` and the history, and log them.
 
-        return run_validation(self)
+        Returns ``{category: {metric: {k: v}}}``."""
+        from oml_core.engine.builtins import flatten_metrics
+        from oml_core.engine.distributed import broadcast_from_main
+
+        hooks, state = self.hooks, self.state
+        hooks.validation_start()
+        # every rank runs the hook (embedding is shared among ranks); rank 0's metrics are the ones kept
+        metrics = broadcast_from_main(hooks.validate())
+        flat = flatten_metrics(metrics)
+        state.metrics = flat
+        state.last_validated_step = state.step
+        state.history.append({"epoch": state.epoch, "step": state.step, **flat})
+        for monitor in self.monitors.values():
+            monitor.update(flat, state.step)
+        hooks.validation_end(metrics)
+        hooks.log_metrics({f"val/{k}": v for k, v in flat.items()}, state.step)
+        return metrics
+
+    def monitor(self, metric: str, mode: MonitorMode = "max") -> BestMonitor:
+        """The shared "best so far" record of ``metric`` (created on first use, updated by every validation,
+        saved in checkpoints): best-checkpoint selection, early stopping and plateau schedulers all read it."""
+        key = (metric, mode)
+        if key not in self.monitors:
+            self.monitors[key] = BestMonitor(metric, mode)
+        return self.monitors[key]
 
     # ------------------------------------------------------------------------------------------------ data
     def _train_batches(self) -> Iterator[dict[str, Any]]:
@@ -133,16 +173,36 @@ class Engine:
 
     # ------------------------------------------------------------------------------------------------ plugins
     def add_plugin(self, plugin: object, name: str | None = None) -> str:
-        """Register ``plugin`` (an object or module with ``@hookimpl`` functions) on this engine's host."""
-        registered = self.host.register(plugin, name=name)
-        self._plugin_names.append(registered)
-        return registered
+        """Register ``plugin`` (an object or module with ``@hookimpl`` functions) on this engine only.
+
+        A misspelled hook or a wrong argument name raises ``PluginValidationError`` naming the plugin."""
+        existing = self.pm.get_name(plugin)
+        if existing is not None:  # e.g. a local plugin file that the host also loaded for its components
+            return existing
+        return self._register(plugin, name or plugin_name(plugin), check=True)
+
+    def _register(self, plugin: object, name: str, *, check: bool) -> str:
+        from oml_core.errors import PluginValidationError
+
+        try:
+            self.pm.register(plugin, name=name)
+            if check:
+                self.pm.check_pending()
+        except (pluggy.PluginValidationError, ValueError) as exc:
+            if self.pm.get_name(plugin) is not None:
+                self.pm.unregister(plugin)
+            raise PluginValidationError(f"engine plugin {name!r}: {exc}") from None
+        name_plugin_in_errors(self.pm, plugin, name)
+        return name
+
+    def plugin_names(self) -> list[str]:
+        """Names of the plugins on this engine's hooks (built-ins, given plugins, installed plugins' hooks)."""
+        return [name for name, _ in self.pm.list_name_plugin()]
 
     def close(self) -> None:
-        """Unregister this engine's plugins from the host (a host can then serve another engine)."""
-        for name in self._plugin_names:
-            self.host.unregister(name)
-        self._plugin_names.clear()
+        """Forget this engine's plugins (kept for callers of the former API; the host was never touched)."""
+        for plugin in list(self.pm.get_plugins()):
+            self.pm.unregister(plugin)
 
     # ------------------------------------------------------------------------------------------------ checkpoints
     def checkpoint_dict(self) -> dict[str, Any]:
@@ -153,7 +213,11 @@ class Engine:
             "state": {**self.state.counters(), "history": self.state.history},
             "rng": rng_states(),
             "sampler_epoch": self.state.epoch,
+            "monitors": [monitor.state_dict() for monitor in self.monitors.values()],
         }
+        pending = [p.grad for group in self.optimizer.param_groups for p in group["params"]]
+        if any(grad is not None for grad in pending):  # mid gradient accumulation: the sum so far is state too
+            checkpoint["pending_gradients"] = pending
         if isinstance(self.criterion, nn.Module):
             checkpoint["criterion"] = self.criterion.state_dict()
         if self.scheduler is not None:
@@ -184,6 +248,13 @@ class Engine:
             counters["batch_in_epoch"],
         )
         self.state.history = list(counters.get("history", []))
+        self.state.last_validated_step = self.state.history[-1]["step"] if self.state.history else None
+        for saved in checkpoint.get("monitors", []):
+            monitor = BestMonitor.from_state_dict(saved)
+            self.monitors[(monitor.metric, monitor.mode)] = monitor
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        for param, grad in zip(params, checkpoint.get("pending_gradients", [None] * len(params))):
+            param.grad = None if grad is None else grad.to(param.device)
         restore_rng_states(checkpoint["rng"])
         self.hooks.load_checkpoint(checkpoint)
 
@@ -212,7 +283,7 @@ class LifecycleHooks:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._hook = engine.host.pm.hook
+        self._hook = engine.pm.hook
 
     def fit_start(self) -> None:
         self._hook.oml_fit_start(engine=self._engine)
@@ -231,6 +302,13 @@ class LifecycleHooks:
 
     def epoch_end(self) -> None:
         self._hook.oml_epoch_end(engine=self._engine)
+
+    def validate(self) -> dict[str, Any]:
+        metrics = self._hook.oml_validate(engine=self._engine)
+        if not isinstance(metrics, dict):
+            got = type(metrics).__name__
+            raise TypeError(f"oml_validate returned {got}, expected a dict of metrics (is a validation plugin loaded?)")
+        return metrics
 
     def validation_start(self) -> None:
         self._hook.oml_validation_start(engine=self._engine)

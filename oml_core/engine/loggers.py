@@ -19,6 +19,8 @@ from typing import IO, Any
 
 import attrs
 
+from oml_core.files import atomic_write_text
+
 
 # ---------------------------------------------------------------------------------------------------- CSV
 @attrs.frozen(kw_only=True)
@@ -48,7 +50,7 @@ class CSVLogger:
             self._file.flush()
 
     def log_hparams(self, params: Mapping[str, Any]) -> None:
-        (self.run_dir / "hparams.json").write_text(json.dumps(params, indent=2, default=str), encoding="utf-8")
+        atomic_write_text(self.run_dir / "hparams.json", json.dumps(params, indent=2, default=str))
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         if self._file is None:
@@ -56,6 +58,15 @@ class CSVLogger:
         for name, value in metrics.items():
             self._writer.writerow([step, name, repr(float(value))])
         self._file.flush()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where the file ends now (checkpoints keep it, so that a resumed run logs no row twice)."""
+        return {"bytes": self._file.tell() if self._file is not None else self.path.stat().st_size}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Drop the rows logged after the checkpoint being resumed."""
+        _truncate_and_reopen(self, self.path, int(state["bytes"]), "a")
+        self._writer = csv.writer(self._file)  # type: ignore[arg-type]
 
     def log_figure(self, name: str, figure: Any, step: int) -> None:
         folder = self.run_dir / "figures"
@@ -66,6 +77,15 @@ class CSVLogger:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+def _truncate_and_reopen(logger: Any, path: Path, size: int, mode: str) -> None:
+    if logger._file is not None:
+        logger._file.close()
+    if path.is_file() and path.stat().st_size > size:
+        with path.open("r+b") as handle:
+            handle.truncate(size)
+    logger._file = path.open(mode, newline="", encoding="utf-8") if "b" not in mode else path.open(mode)
 
 
 # ---------------------------------------------------------------------------------------------------- TensorBoard
@@ -187,12 +207,26 @@ class TensorBoardLogger:
 
     def log_hparams(self, params: Mapping[str, Any]) -> None:
         text = json.dumps(params, indent=2, default=str)
-        (self.path.parent / "hparams.json").write_text(text, encoding="utf-8")
+        atomic_write_text(self.path.parent / "hparams.json", text)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         values = [scalar_value(name, float(value)) for name, value in metrics.items() if not math.isnan(float(value))]
         if values:
             self._write(encode_event(wall_time=time.time(), step=step, summary_values=values))
+
+    def state_dict(self) -> dict[str, Any]:
+        """This event file and where it ends now (a resumed run appends to it, after cutting what came later)."""
+        return {"file": self.path.name, "bytes": self._file.tell() if self._file is not None else self.path.stat().st_size}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        previous = self.path.parent / str(state["file"])
+        if not previous.is_file() or previous == self.path:
+            return
+        if self._file is not None:
+            self._file.close()
+        self.path.unlink(missing_ok=True)  # the new, nearly empty file: the run goes on in its first one
+        self.path = previous
+        _truncate_and_reopen(self, previous, int(state["bytes"]), "ab")
 
     def log_figure(self, name: str, figure: Any, step: int) -> None:
         buffer = io.BytesIO()

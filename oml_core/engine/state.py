@@ -25,6 +25,7 @@ class State:
     last_loss: float | None = None
     metrics: dict[str, float] = attrs.field(factory=dict)
     history: list[dict[str, Any]] = attrs.field(factory=list)
+    last_validated_step: int | None = None
     stop_requested: bool = False
     stop_reason: str | None = None
     interrupted: bool = False

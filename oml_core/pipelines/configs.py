@@ -7,11 +7,39 @@ data, extractor and validation sections), so one file describes one experiment.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 
-from oml_core.registry import ExtractorChoice, LoggerChoice, LossChoice, SamplerChoice, TransformChoice
+from oml_core.registry import (
+    CallbackChoice,
+    ExtractorChoice,
+    LoggerChoice,
+    LossChoice,
+    OptimizerChoice,
+    SamplerChoice,
+    SchedulerChoice,
+    TransformChoice,
+)
+
+
+def _at_least_one(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and value < 1:
+        raise ValueError(f"{attribute.name} must be >= 1, got {value}")
+
+
+def _run_name(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    """A run name becomes a folder name inside ``run_dir``: no path separators, no ``.`` or ``..``."""
+    if not value or value in (".", "..") or "/" in value or "\\" in value or "\0" in value:
+        raise ValueError(f"name {value!r} must be a plain folder name (no '/', no '..'): the run directory stays inside run_dir")
+
+
+def _device(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    """``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``: anything else fails before a run directory exists."""
+    import re
+
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value):
+        raise ValueError(f"device {value!r} is not one of auto, cpu, cuda, cuda:N, mps")
 
 
 @attrs.frozen(kw_only=True)
@@ -31,26 +59,6 @@ class DataConfig:
     cache_size: int = 0
     skip_unreadable: bool = False
     allow_outside_root: bool = False
-
-
-@attrs.frozen(kw_only=True)
-class OptimizerConfig:
-    type: Literal["adam", "adamw", "sgd"] = "adam"
-    lr: float = 1e-4
-    weight_decay: float = 0.0
-    momentum: float = 0.9
-
-
-@attrs.frozen(kw_only=True)
-class SchedulerConfig:
-    """Learning-rate schedule: ``cosine`` (to ``eta_min`` over the run), ``step`` or ``multistep`` (times ``gamma``)."""
-
-    type: Literal["cosine", "step", "multistep"] = "cosine"
-    interval: Literal["epoch", "step"] = "epoch"
-    eta_min: float = 0.0
-    step_size: int = 10
-    milestones: tuple[int, ...] = ()
-    gamma: float = 0.1
 
 
 @attrs.frozen(kw_only=True)
@@ -91,17 +99,18 @@ class TrainConfig:
     """``oml train``: fit an extractor with a metric-learning loss and validate it on retrieval metrics."""
 
     pipeline: Literal["train"] = "train"
-    name: str = "run"
+    name: str = attrs.field(default="run", validator=_run_name)
     seed: int = 42
-    epochs: int = 3
-    device: str = "auto"
+    epochs: int = attrs.field(default=3, validator=_at_least_one)
+    device: str = attrs.field(default="auto", validator=_device)
     run_dir: Path = Path("runs")
     data: DataConfig
     extractor: ExtractorChoice
     criterion: LossChoice
     sampler: SamplerChoice
-    optimizer: OptimizerConfig = OptimizerConfig()
-    scheduler: SchedulerConfig | None = None
+    optimizer: OptimizerChoice = OptimizerChoice("adam")
+    scheduler: SchedulerChoice | None = None
+    callbacks: tuple[CallbackChoice, ...] = ()
     validation: ValidationConfig = ValidationConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
     early_stopping_patience: int | None = None
@@ -109,7 +118,7 @@ class TrainConfig:
     progress_bar: bool = True
     log_every_n_steps: int = 1
     grad_clip_norm: float | None = None
-    accumulate_grad_batches: int = 1
+    accumulate_grad_batches: int = attrs.field(default=1, validator=_at_least_one)
     amp: bool = True
     plugins: PluginsConfig = PluginsConfig()
 

@@ -26,10 +26,13 @@ from oml_core.engine import Engine, EngineOptions, seed_everything
 from oml_core.engine.builtins import MetricLogging
 from oml_core.engine.checkpoint import CheckpointError
 from oml_core.engine.distributed import barrier, distributed_info
+from oml_core.engine.schedulers import LRSchedule
 from oml_core.errors import ConfigError, OMLError
+from oml_core.files import atomic_write_text
 from oml_core.host import Host
 from oml_core.pipelines import load_pipeline_config
-from oml_core.pipelines.configs import SchedulerConfig, TrainConfig
+from oml_core.pipelines.configs import TrainConfig
+from oml_core.registry import CallbackChoice, OptimizerChoice, SchedulerChoice
 
 
 @attrs.frozen
@@ -126,23 +129,26 @@ def build_datasets(cfg: TrainConfig, host: Host) -> tuple[Any, Any]:
     return train, val
 
 
-def build_optimizer(cfg: TrainConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
-    opt = cfg.optimizer
-    if opt.type == "sgd":
-        return torch.optim.SGD(params, lr=opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay)
-    optimizer_class = torch.optim.AdamW if opt.type == "adamw" else torch.optim.Adam
-    return optimizer_class(params, lr=opt.lr, weight_decay=opt.weight_decay)
+def build_optimizer(host: Host, choice: OptimizerChoice, modules: dict[str, Any]) -> torch.optim.Optimizer:
+    """The optimizer ``choice`` names (``optimizers`` registry) over ``modules`` (``{"backbone": extractor,
+    "head": criterion}``: ``backbone_lr`` applies to the extractor)."""
+    return host.registries.optimizers.create(choice, modules=modules)  # type: ignore[no-any-return]
 
 
-def build_scheduler(sched: SchedulerConfig | None, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int) -> Any:
-    if sched is None:
+def build_scheduler(
+    host: Host, choice: SchedulerChoice | None, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int
+) -> LRSchedule | None:
+    """The LR schedule ``choice`` names (``schedulers`` registry), sized for ``epochs`` of ``steps_per_epoch``."""
+    if choice is None:
         return None
-    total = epochs if sched.interval == "epoch" else epochs * max(1, steps_per_epoch)
-    if sched.type == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total), eta_min=sched.eta_min)
-    if sched.type == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=sched.step_size, gamma=sched.gamma)
-    return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(sched.milestones), gamma=sched.gamma)
+    return host.registries.schedulers.create_in_context(  # type: ignore[no-any-return]
+        choice, optimizer=optimizer, epochs=epochs, steps_per_epoch=steps_per_epoch
+    )
+
+
+def build_callbacks(host: Host, choices: tuple[CallbackChoice, ...]) -> list[Any]:
+    """The engine plugins of a config's ``callbacks`` list (one that has a built-in's name replaces the built-in)."""
+    return [host.registries.callbacks.create(choice) for choice in choices]
 
 
 def maybe_init_distributed(device: str) -> None:
@@ -201,7 +207,6 @@ def _engine_options(cfg: TrainConfig, run_dir: Path | None) -> EngineOptions:
         monitor=cfg.checkpoint.monitor,
         monitor_mode=cfg.checkpoint.mode,
         early_stopping_patience=cfg.early_stopping_patience,
-        scheduler_interval=cfg.scheduler.interval if cfg.scheduler else "epoch",
     )
 
 
@@ -217,7 +222,8 @@ def _prepare(config_path: str | Path, overrides: list[str] | None, host: Host | 
 
 # ---------------------------------------------------------------------------------------------------- pipelines
 def build_engine(cfg: TrainConfig, host: Host, run_dir: Path | None, *, hparams: dict[str, Any] | None = None) -> Engine:
-    """Every component of ``cfg``, created through the registries, wired into an Engine."""
+    """Every component of ``cfg``, created through the registries, wired into an Engine (whose plugin manager also
+    gets the lifecycle hooks of the config's ``plugins.local``, which ``_prepare`` loaded into the host)."""
     rank, world_size = distributed_info()
     seed_everything(cfg.seed)
     train_dataset, val_dataset = build_datasets(cfg, host)
@@ -234,11 +240,8 @@ def build_engine(cfg: TrainConfig, host: Host, run_dir: Path | None, *, hparams:
         rank=rank,
         world_size=world_size,
     )
-    params = list(extractor.parameters())
-    if isinstance(criterion, torch.nn.Module):
-        params += list(criterion.parameters())
-    optimizer = build_optimizer(cfg, params)
-    scheduler = build_scheduler(cfg.scheduler, optimizer, cfg.epochs, len(sampler))
+    optimizer = build_optimizer(host, cfg.optimizer, {"backbone": extractor, "head": criterion})
+    scheduler = build_scheduler(host, cfg.scheduler, optimizer, cfg.epochs, len(sampler))
     loggers = [host.registries.loggers.create(choice, run_dir=run_dir) for choice in cfg.loggers] if run_dir and rank == 0 else []
     engine = Engine(
         model=extractor,
@@ -251,11 +254,8 @@ def build_engine(cfg: TrainConfig, host: Host, run_dir: Path | None, *, hparams:
         options=_engine_options(cfg, run_dir),
         loggers=loggers,
         host=host,
-        builtins=True,
+        plugins=[MetricLogging(hparams), *build_callbacks(host, cfg.callbacks)],
     )
-    for plugin in host.pm.get_plugins():
-        if isinstance(plugin, MetricLogging):
-            plugin.hparams = hparams or {}
     return engine
 
 
@@ -278,7 +278,7 @@ def train(
     if rank == 0:
         assert run_dir is not None
         dump_yaml(unstructured, run_dir / "config.yaml")
-        (run_dir / "environment.json").write_text(json.dumps(describe_environment(host), indent=2), encoding="utf-8")
+        atomic_write_text(run_dir / "environment.json", json.dumps(describe_environment(host), indent=2))
         print(f"oml: run directory {run_dir}", file=sys.stderr)
     engine = build_engine(cfg, host, run_dir, hparams=unstructured)
     try:
@@ -294,7 +294,7 @@ def train(
     if rank == 0:
         summary = {"status": status, "epochs": state.epoch, "steps": state.step, "before": result.metrics_before,
                    "after": result.metrics_after, "history": history}  # fmt: skip
-        (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        atomic_write_text(run_dir / "metrics.json", json.dumps(summary, indent=2))
     barrier()
     return result
 
@@ -341,7 +341,7 @@ def validate(
     if rank == 0:
         run_dir = make_run_dir(cfg, kind="validate")
         dump_yaml(host.registries.converter.unstructure(cfg), run_dir / "config.yaml")
-        (run_dir / "metrics.json").write_text(json.dumps(engine.state.metrics, indent=2), encoding="utf-8")
+        atomic_write_text(run_dir / "metrics.json", json.dumps(engine.state.metrics, indent=2))
         print(f"oml: metrics written to {run_dir / 'metrics.json'}", file=sys.stderr)
     return metrics
 

@@ -148,6 +148,8 @@ class FnmrStream:
         self.exact_pairs, self.sample_pairs = exact_pairs, sample_pairs
         self.n_pos = 0
         self.n_neg = 0
+        #: ``{fmr: threshold}`` (final distances) filled by ``result()``: the decision threshold behind each FNMR
+        self.thresholds: dict[float, float] = {}
         self._buffers: tuple[Tensor, Tensor] | None = None
         self._np_buffers: tuple[np.ndarray, np.ndarray] | None = None
         self._sample: np.ndarray | None = _sample
@@ -328,11 +330,13 @@ class FnmrStream:
                     still.append(f)
                 else:
                     out[f] = value
+                    self.thresholds[f] = stream.thresholds[f]
             retry, widen = still, widen * 4
         return {f: out[f] for f in self.fmr_vals}
 
     def _fnmr(self, f: float, w: _Window) -> float | None:
         if self.n_pos == 0 or self.n_neg == 0:
+            self.thresholds[f] = math.nan
             return math.nan
         n = self.n_neg
         virtual = (n - 1) * f  # numpy's "linear" method
@@ -349,6 +353,7 @@ class FnmrStream:
         # the same arithmetic as numpy.quantile(neg, fmr_vals) on all of neg (gamma as a float64 array: a Python float
         # would be cast to float32 by numpy)
         threshold = np.quantile(pair, np.asarray([gamma], dtype=np.float64))[0]
+        self.thresholds[f] = float(threshold)
         if w.lo > -math.inf:
             # positives below the window were not counted; they must all be strictly below the threshold
             below_lo = np.nextafter(np.asarray(w.lo, dtype=pair.dtype), np.asarray(-np.inf, dtype=pair.dtype))

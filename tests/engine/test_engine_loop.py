@@ -15,7 +15,7 @@ from oml_core import hookimpl
 from oml_core.engine import CheckpointError, NonFiniteLossError, StepOutput, atomic_save, load_checkpoint_file
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tiny_components import make_engine  # noqa: E402
+from tiny_components import FlatValidation, make_engine  # noqa: E402
 
 
 class Recorder:
@@ -118,14 +118,14 @@ def test_nan_loss_stops_with_epoch_and_step_and_keeps_last_good_checkpoint(tmp_p
 
 
 def test_early_stopping_requests_a_stop_after_patience(tmp_path: Path) -> None:
-    class FlatMetric:
-        @hookimpl
-        def oml_epoch_end(self, engine):
-            engine.state.metrics = {"OVERALL/cmc/1": 0.5}
-            engine.hooks.validation_end({"OVERALL": {"cmc": {1: 0.5}}})
-
-    state = make_engine(tmp_path, plugins=[FlatMetric()], epochs=10, early_stopping_patience=2).fit()
+    engine = make_engine(tmp_path, plugins=[FlatValidation()], epochs=10, early_stopping_patience=2)
+    engine.val_dataset = engine.train_dataset
+    state = engine.fit()
     assert state.epoch == 3 and "early stopping" in state.stop_reason
+    monitor = engine.monitor("OVERALL/cmc/1")
+    assert (monitor.best, monitor.best_step, monitor.values) == (0.5, 4, [0.5, 0.5, 0.5])
+    best = load_checkpoint_file(tmp_path / "checkpoints" / "best.pt")
+    assert best["state"]["step"] == 4  # the first validation after training is the best one
 
 
 def test_gradient_accumulation_steps_the_optimizer_every_n_batches(tmp_path: Path) -> None:
@@ -244,15 +244,60 @@ def test_atomic_save_never_leaves_a_torn_file(tmp_path: Path, monkeypatch: pytes
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.pt"]
 
 
-def test_engine_plugins_leave_the_host_when_closed() -> None:
+def test_two_engines_on_one_host_never_see_each_others_plugins(tmp_path: Path) -> None:
+    """A notebook that re-runs a cell: each engine validates once per epoch and steps its scheduler once per step."""
     from oml_core import Host
 
     host = Host(entry_points=False, env={})
-    before = len(host.plugins)
-    engine = make_engine(None, host=host)
-    assert len(host.plugins) > before
-    engine.close()
-    assert len(host.plugins) == before
+    host_plugins = [p.name for p in host.plugins]
+
+    class CountValidations:
+        def __init__(self) -> None:
+            self.validations = 0
+
+        @hookimpl
+        def oml_validate(self, engine):
+            self.validations += 1
+            return {"OVERALL": {"cmc": {1: 0.5}}}
+
+    counters, engines = [], []
+    for run in ("first", "second"):
+        counter = CountValidations()
+        engine = make_engine(tmp_path / run, plugins=[counter], epochs=2, host=host, scheduler_interval="step")
+        engine.val_dataset = engine.train_dataset
+        counters.append(counter)
+        engines.append(engine)
+    assert [p.name for p in host.plugins] == host_plugins  # the host never gets an engine's built-ins
+    for engine, counter in zip(engines, counters):
+        engine.fit()
+        assert counter.validations == 2
+        assert engine.scheduler.last_epoch == 8  # StepLR stepped once per batch: 2 epochs x 4 batches
+        assert engine.scheduler.get_last_lr() == [pytest.approx(0.05 * 0.5**8)]
+        assert sum(type(p).__name__ == "Validation" for p in engine.pm.get_plugins()) == 1
+
+
+def test_a_plugin_replaces_the_default_validation() -> None:
+    class ConstantValidation:
+        @hookimpl
+        def oml_validate(self, engine):
+            return {"OVERALL": {"score": {1: 0.25}}}
+
+    engine = make_engine(None, plugins=[ConstantValidation()], epochs=1)
+    engine.val_dataset = engine.train_dataset
+    assert engine.validate() == {"OVERALL": {"score": {1: 0.25}}}
+    assert engine.state.metrics == {"OVERALL/score/1": 0.25}
+    assert engine.state.history[-1]["OVERALL/score/1"] == 0.25
+
+
+def test_an_engine_plugin_with_a_misspelled_hook_is_refused_naming_it() -> None:
+    from oml_core.errors import PluginValidationError
+
+    class Misspelled:
+        def oml_epoch_ends(self, engine):
+            pass
+
+    with pytest.raises(PluginValidationError, match="Misspelled.*oml_epoch_ends"):
+        make_engine(None, plugins=[Misspelled()])
 
 
 def test_plain_loop_without_engine_still_works() -> None:

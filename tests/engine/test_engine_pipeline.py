@@ -66,7 +66,10 @@ def test_train_writes_a_complete_run_directory_and_resumes(tmp_path: Path, mock_
         assert (run / name).is_file(), name
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
     resolved = load_yaml(run / "config.yaml")
-    assert resolved["optimizer"] == {"type": "adam", "lr": 1e-3, "weight_decay": 0.0, "momentum": 0.9}
+    assert resolved["optimizer"] == {
+        "type": "adam", "lr": 1e-3, "backbone_lr": None, "weight_decay": 0.0, "no_decay_on_norms_and_biases": True,
+        "betas": [0.9, 0.999], "eps": 1e-08,
+    }  # fmt: skip
     environment = json.loads((run / "environment.json").read_text())
     assert {"oml_resnet", "oml_losses", "oml_samplers"} <= {p["name"] for p in environment["plugins"]}
     summary = json.loads((run / "metrics.json").read_text())

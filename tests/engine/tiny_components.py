@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from oml_core import Host
+from oml_core import Host, hookimpl
 from oml_core.engine import Engine, EngineOptions
 
 
@@ -74,14 +74,48 @@ class Embedder(nn.Module):
         return self.net(x)
 
 
-def make_engine(run_dir: Path | None, *, plugins=(), epochs: int = 3, host=None, **options) -> Engine:
+class ProbeValidation:
+    """A cheap, deterministic validation: minus the mean distance of the model's embeddings of fixed probes to
+    their label centre (higher is better), so that monitors, best.pt and the history have something to follow."""
+
+    def __init__(self) -> None:
+        generator = torch.Generator().manual_seed(7)
+        self.probes = torch.randn(12, 12, generator=generator)
+        self.labels = torch.arange(3).repeat_interleave(4)
+
+    @hookimpl
+    def oml_validate(self, engine) -> dict:
+        engine.model.eval()
+        with torch.no_grad():
+            embeddings = engine.model(self.probes)
+        centres = torch.stack([embeddings[self.labels == c].mean(0) for c in range(3)])
+        spread = (embeddings - centres[self.labels]).norm(dim=1).mean()
+        return {"OVERALL": {"probe": {"score": -float(spread)}}}
+
+
+class FlatValidation:
+    """Validation that always gives the same metric: nothing ever improves after the first one."""
+
+    @hookimpl
+    def oml_validate(self, engine):
+        return {"OVERALL": {"cmc": {1: 0.5}}}
+
+
+def make_engine(
+    run_dir: Path | None, *, plugins=(), epochs: int = 3, host=None, validate: bool = False, csv: bool = False, **options
+) -> Engine:
+    from oml_core.engine.loggers import CSVLogger
+
     torch.manual_seed(0)
     model = Embedder()
     dataset = NoisyBlobs()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
     options.setdefault("progress_bar", False)
-    return Engine(
+    if validate:
+        options.setdefault("monitor", "OVERALL/probe/score")
+        plugins = [ProbeValidation(), *plugins]
+    engine = Engine(
         model=model,
         criterion=PullTogether(),
         optimizer=optimizer,
@@ -91,4 +125,8 @@ def make_engine(run_dir: Path | None, *, plugins=(), epochs: int = 3, host=None,
         options=EngineOptions(max_epochs=epochs, run_dir=str(run_dir) if run_dir else None, **options),
         plugins=plugins,
         host=host if host is not None else Host(entry_points=False, env={}),
+        loggers=[CSVLogger(run_dir=run_dir)] if csv and run_dir is not None else [],
     )
+    if validate:
+        engine.val_dataset = dataset  # only switches the built-in schedule on: ProbeValidation computes the metrics
+    return engine

@@ -56,7 +56,7 @@ def _faiss_count(path: Path) -> int:
 
 
 def _index_command(store: str, gallery: Path, *extra: str) -> list[str]:
-    return [*OML, "index", "--store", store, "--model", "simple_cnn", "--im-size", "32", "--batch-size", str(BATCH),
+    return [*OML, "index", "--store", store, "--extractor", "simple_cnn", "--im-size", "32", "--batch-size", str(BATCH),
             "--no-progress", *extra, str(gallery)]
 
 

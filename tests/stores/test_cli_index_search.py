@@ -14,7 +14,7 @@ from oml_core.builtin.stores import build_model, items_from_dataframe, items_fro
 from oml_core.cli import main
 from oml_core.stores import open_store
 
-MODEL = ["--model", "simple_cnn", "--im-size", "32", "--no-progress"]
+MODEL = ["--extractor", "simple_cnn", "--im-size", "32", "--no-progress"]
 
 
 def _images(folder, n, seed=0):
@@ -50,7 +50,8 @@ def test_cli_index_folder_then_search_prints_and_draws(tmp_path, capsys, store_k
         stored, meta = store.get(ids)
         assert torch.allclose(stored, _embed_directly(paths), atol=1e-5)
         assert [m["path"] for m in meta] == [str(p.resolve()) for p in paths]
-        assert store.info["model"]["extractor"]["type"] == "simple_cnn"
+        assert store.info["model"]["spec"]["extractor"]["type"] == "simple_cnn"
+        assert store.info["model"]["fingerprint"]["embedding_size"] == 32
 
     out = tmp_path / "results.png"
     queries = [str(paths[4]), str(paths[7])]
@@ -110,7 +111,7 @@ def test_cli_index_refuses_another_model_and_bad_input(tmp_path, capsys):
     assert main(["index", "--store", str(tmp_path / "x.store"), *MODEL, str(tmp_path / "gallery")]) == 2
     assert "cannot tell which store" in capsys.readouterr().err
     assert main(["index", "--store", url, "--no-progress", str(tmp_path / "gallery")]) == 2
-    assert "--model" in capsys.readouterr().err
+    assert "--run RUN_DIR" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
     assert main(["index", "--store", url, *MODEL, str(tmp_path / "empty")]) == 2
     assert "no images" in capsys.readouterr().err

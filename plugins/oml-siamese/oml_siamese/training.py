@@ -24,9 +24,19 @@ from oml_core.config import dump_yaml
 from oml_core.engine import EngineOptions, StepOutput, flatten_metrics
 from oml_core.engine.builtins import NonFiniteLossError, backward_and_step
 from oml_core.errors import OMLError
+from oml_core.files import atomic_write_text
 from oml_core.host import Host
-from oml_core.pipelines.configs import CheckpointConfig, DataConfig, OptimizerConfig, PluginsConfig, SchedulerConfig
-from oml_core.registry import ExtractorChoice, LoggerChoice, MinerChoice, PairwiseModelChoice, SamplerChoice
+from oml_core.pipelines.configs import CheckpointConfig, DataConfig, PluginsConfig
+from oml_core.registry import (
+    CallbackChoice,
+    ExtractorChoice,
+    LoggerChoice,
+    MinerChoice,
+    OptimizerChoice,
+    PairwiseModelChoice,
+    SamplerChoice,
+    SchedulerChoice,
+)
 from oml_siamese.models import model_input_kind
 from oml_siamese.postprocessors import PairwiseReranker
 
@@ -76,8 +86,9 @@ class TrainPostprocessorConfig:
     miner: MinerChoice = MinerChoice("pairs")
     sampler: SamplerChoice
     top_n: int = attrs.field(default=5, validator=_at_least_one)
-    optimizer: OptimizerConfig = OptimizerConfig()
-    scheduler: SchedulerConfig | None = None
+    optimizer: OptimizerChoice = OptimizerChoice("adam")
+    scheduler: SchedulerChoice | None = None
+    callbacks: tuple[CallbackChoice, ...] = ()
     validation: RerankValidationConfig = RerankValidationConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
     loggers: tuple[LoggerChoice, ...] = (LoggerChoice("csv"),)
@@ -162,9 +173,10 @@ class _OnDataset:
 
 
 class RerankValidation:
-    """Engine plugin: validates the re-ranker. The embeddings' own metrics are computed once; the metrics after
-    re-ranking each query's ``top_n`` with ``engine.model`` before training (if asked) and every
-    ``every_n_epochs`` epochs. ``state.metrics`` holds both (``embeddings/OVERALL/cmc/1``, ``OVERALL/cmc/1``)."""
+    """Engine plugin implementing ``oml_validate``: the metrics after re-ranking each query's ``top_n`` with
+    ``engine.model``, plus (under ``embeddings``, computed once) those of the embeddings alone, so that
+    ``state.metrics`` holds both (``OVERALL/cmc/1``, ``embeddings/OVERALL/cmc/1``). When to validate, recording,
+    logging and best-checkpoint selection are the engine's built-ins, as for any validation."""
 
     def __init__(
         self,
@@ -173,8 +185,6 @@ class RerankValidation:
         *,
         top_n: int,
         metric_args: dict[str, Any] | None = None,
-        every_n_epochs: int = 1,
-        before_training: bool = True,
         batch_size: int = 64,
         num_workers: int = 0,
     ) -> None:
@@ -182,7 +192,6 @@ class RerankValidation:
             raise OMLError(f"RerankValidation: {len(embeddings)} embeddings for a dataset of {len(dataset)} items")
         self.dataset, self.embeddings = dataset, embeddings
         self.top_n, self.metric_args = top_n, dict(metric_args or {})
-        self.every_n_epochs, self.before_training = every_n_epochs, before_training
         self.batch_size, self.num_workers = batch_size, num_workers
         self.embedding_metrics: dict[str, Any] | None = None
 
@@ -200,40 +209,23 @@ class RerankValidation:
         metric.update_data({"embeddings": self.embeddings.float().cpu(), **columns})
         return metric.compute_metrics()
 
-    def validate(self, engine: Engine) -> dict[str, Any]:
-        """Metrics after re-ranking with ``engine.model`` (and, once, of the embeddings alone); logs both."""
-        state, hooks = engine.state, engine.hooks
-        hooks.validation_start()
+    @hookimpl
+    def oml_validate(self, engine: Engine) -> dict[str, Any]:
         if self.embedding_metrics is None:
             self.embedding_metrics = self._compute(None)
         reranker = PairwiseReranker(
             self.top_n, engine.model, num_workers=self.num_workers, batch_size=self.batch_size, device=engine.device
         )
         metrics = self._compute(_OnDataset(reranker, self.dataset))
-        flat = flatten_metrics(metrics)
-        baseline = {f"embeddings/{k}": v for k, v in flatten_metrics(self.embedding_metrics).items()}
-        state.metrics = {**flat, **baseline}
-        state.history.append({"epoch": state.epoch, "step": state.step, **state.metrics})
-        hooks.validation_end(metrics)
-        hooks.log_metrics({f"val/{k}": v for k, v in state.metrics.items()}, state.step)
-        if state.is_main_process:
+        if engine.state.is_main_process:
             from tqdm import tqdm
 
-            when = "before training" if state.step == 0 else f"epoch {state.epoch}"
+            flat, baseline = flatten_metrics(metrics), flatten_metrics(self.embedding_metrics)
+            when = "before training" if engine.state.step == 0 else f"epoch {engine.state.epoch}"
             cmc = [k for k in flat if k.startswith("OVERALL/cmc/")]
-            shown = "  ".join(f"{k.replace('/', '@')}: {baseline['embeddings/' + k]:.4f} -> {flat[k]:.4f}" for k in cmc)
+            shown = "  ".join(f"{k.replace('/', '@')}: {baseline[k]:.4f} -> {flat[k]:.4f}" for k in cmc)
             tqdm.write(f"validation {when} (embeddings -> re-ranked top {self.top_n}): {shown}", file=sys.stderr)
-        return metrics
-
-    @hookimpl
-    def oml_fit_start(self, engine: Engine) -> None:
-        if self.before_training and engine.state.step == 0:
-            self.validate(engine)
-
-    @hookimpl(tryfirst=True)
-    def oml_epoch_end(self, engine: Engine) -> None:
-        if self.every_n_epochs > 0 and engine.state.epoch % self.every_n_epochs == 0:
-            self.validate(engine)
+        return {**metrics, "embeddings": self.embedding_metrics}
 
 
 # ================================================================================================ the pipeline
@@ -267,7 +259,7 @@ def build_engine(
     from oml_core.engine import Engine, seed_everything
     from oml_core.engine.builtins import MetricLogging
     from oml_core.inference import inference
-    from oml_core.pipelines.train import build_optimizer, build_scheduler, build_transforms, load_model_weights
+    from oml_core.pipelines.train import build_callbacks, build_optimizer, build_scheduler, build_transforms, load_model_weights
 
     seed_everything(cfg.seed)
     if cfg.device == "auto":
@@ -315,8 +307,8 @@ def build_engine(
     sampler = host.registries.samplers.create_in_context(
         cfg.sampler, labels=train_dataset.get_labels(), label2category=train_dataset.get_label2category(), seed=cfg.seed
     )
-    optimizer = build_optimizer(cfg, [p for p in pairwise_model.parameters() if p.requires_grad])  # type: ignore[arg-type]
-    scheduler = build_scheduler(cfg.scheduler, optimizer, cfg.epochs, len(sampler))
+    optimizer = build_optimizer(host, cfg.optimizer, {"head": pairwise_model})
+    scheduler = build_scheduler(host, cfg.scheduler, optimizer, cfg.epochs, len(sampler))
     loggers = [host.registries.loggers.create(choice, run_dir=run_dir) for choice in cfg.loggers] if run_dir else []
     v = cfg.validation
     validation = RerankValidation(
@@ -329,8 +321,6 @@ def build_engine(
             "map_top_k": v.map_top_k,
             "metric": v.metric,
         },
-        every_n_epochs=v.every_n_epochs,
-        before_training=v.before_training,
         batch_size=v.batch_size,
         num_workers=data.num_workers,
     )
@@ -341,8 +331,8 @@ def build_engine(
         grad_clip_norm=cfg.grad_clip_norm,
         accumulate_grad_batches=cfg.accumulate_grad_batches,
         amp=cfg.amp,
-        validate_every_n_epochs=0,  # RerankValidation validates; the built-in one would embed with the pairwise model
-        validate_before_training=False,
+        validate_every_n_epochs=v.every_n_epochs,
+        validate_before_training=v.before_training,
         num_workers=data.num_workers,
         progress_bar=cfg.progress_bar,
         log_every_n_steps=cfg.log_every_n_steps,
@@ -351,7 +341,6 @@ def build_engine(
         checkpoint_every_n_steps=cfg.checkpoint.every_n_steps,
         monitor=cfg.checkpoint.monitor,
         monitor_mode=cfg.checkpoint.mode,
-        scheduler_interval=cfg.scheduler.interval if cfg.scheduler else "epoch",
     )
     engine = Engine(
         model=pairwise_model,
@@ -360,15 +349,12 @@ def build_engine(
         scheduler=scheduler,
         train_dataset=train_dataset,
         batch_sampler=sampler,
-        val_dataset=None,
+        val_dataset=val_dataset,
         options=options,
         loggers=loggers,
         host=host,
-        plugins=[PairwiseTrainStep(miner), validation],
+        plugins=[PairwiseTrainStep(miner), validation, MetricLogging(hparams), *build_callbacks(host, cfg.callbacks)],
     )
-    for plugin in host.pm.get_plugins():
-        if isinstance(plugin, MetricLogging):
-            plugin.hparams = hparams or {}
     return engine
 
 
@@ -392,7 +378,7 @@ def train_postprocessor(
     unstructured = host.registries.converter.unstructure(cfg)
     run_dir = make_run_dir(cfg, kind="postprocessor")  # type: ignore[arg-type]
     dump_yaml(unstructured, run_dir / "config.yaml")
-    (run_dir / "environment.json").write_text(json.dumps(describe_environment(host), indent=2), encoding="utf-8")
+    atomic_write_text(run_dir / "environment.json", json.dumps(describe_environment(host), indent=2))
     print(f"oml: run directory {run_dir}", file=sys.stderr)
     engine = build_engine(cfg, host, run_dir, hparams=unstructured)
     try:
@@ -406,7 +392,7 @@ def train_postprocessor(
     result = PostprocessorTrainResult(run_dir, status, embeddings or last_embeddings, before, after, state.epoch, state.step)
     summary = {"status": status, "epochs": state.epoch, "steps": state.step, "embeddings": result.metrics_embeddings,
                "before": before, "after": after, "history": history}  # fmt: skip
-    (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    atomic_write_text(run_dir / "metrics.json", json.dumps(summary, indent=2))
     return result
 
 

@@ -5,24 +5,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from oml_core import hookimpl
-from oml_store_faiss.store import FaissStore, FaissStoreConfig
+from oml_store_faiss.quantized import QuantizedFaissStoreConfig, create_faiss_store
 
 if TYPE_CHECKING:
     from oml_core.registry import Registry
-
-
-def _create(**fields: Any) -> FaissStore:
-    path = fields.pop("path")
-    return FaissStore(path, **fields)
 
 
 @hookimpl
 def oml_register_stores(registry: Registry[Any]) -> None:
     registry.add(
         "faiss",
-        config=FaissStoreConfig,
-        factory=_create,
-        summary="embeddings in a FAISS index (flat, IVF-Flat, IVF-PQ, HNSW) saved atomically to a folder",
+        config=QuantizedFaissStoreConfig,
+        factory=create_faiss_store,
+        summary="embeddings in a FAISS index (flat, IVF-Flat, IVF-PQ, HNSW; int8 or binary codes) saved atomically to a folder",
         # {tmp} is replaced by a fresh folder in the contract checks (oml_core.testing.contracts.stores)
         example={"path": "{tmp}/store.faiss", "dim": 8, "metric": "euclidean", "index": "flat"},
     )

@@ -13,21 +13,31 @@ On disk a store is a folder of snapshots plus a pointer::
                             ids.npy, vectors.npy, metadata.jsonl, index.faiss
 
 ``save()`` writes a new snapshot into a temporary folder, renames it into place and only then replaces
-``CURRENT`` (an atomic rename), so a process killed at any moment leaves the last complete save readable.
-Changes live in memory until ``save()`` or ``close()``. One process writes a store at a time.
+``CURRENT`` (an atomic rename), so a process killed at any moment, or a full disk, leaves the last complete save
+readable. Changes live in memory until ``save()`` or ``close()``.
+
+One writer at a time, across processes: the first change (``add``, ``delete``, ``update_info``, ``save``) takes
+an exclusive lock on ``LOCK`` in the folder, held until ``close()`` (the system releases it if the process dies),
+and reloads the store if another writer saved since it was opened, so that nothing another writer added is lost.
+A second writer waits for the lock up to ``lock_timeout_s`` seconds (default 600), saying once on stderr that it
+waits and for which process, then fails with a StoreError. Readers never lock: they load the last saved snapshot.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
 import shutil
+import sys
+import time
 import uuid
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import attrs
 import faiss
@@ -69,9 +79,10 @@ _DEFAULTS: dict[str, Any] = {
     "nprobe": 32,
     "ef_search": 64,
     "rerank": 4,
+    "lock_timeout_s": 600,
 }
 _BUILD_PARAMS = ("index", "nlist", "pq_m", "pq_nbits", "hnsw_m", "ef_construction", "train_size")
-_SEARCH_PARAMS = ("nprobe", "ef_search", "rerank")
+_SEARCH_PARAMS = ("nprobe", "ef_search", "rerank", "lock_timeout_s")
 
 
 @attrs.frozen(kw_only=True)
@@ -83,8 +94,14 @@ class FaissStoreConfig:
     1024), ``pq_m`` / ``pq_nbits`` (PQ sub-quantizers and bits, 16 / 8), ``hnsw_m`` / ``ef_construction`` (32 / 80),
     ``train_size`` (vectors needed before an IVF index is trained; default 39 per list, and 39 per PQ centroid).
     Per open: ``nprobe`` (IVF lists searched, 32), ``ef_search`` (HNSW candidates, 64), ``rerank`` (approximate
-    indexes fetch ``k * rerank`` candidates and re-score them exactly, 4).
+    indexes fetch ``k * rerank`` candidates and re-score them exactly, 4). ``create=False``: open an existing
+    store only (a missing one is an error and nothing is created).
+
+    Opens ``faiss:///DIR``, plain paths ending in ``.faiss`` and existing folders
+    (``oml_core.stores.StoreLocator``).
     """
+
+    url_schemes: ClassVar[tuple[str, ...]] = ("faiss",)
 
     path: str
     dim: int | None = None
@@ -99,6 +116,20 @@ class FaissStoreConfig:
     nprobe: int | None = None
     ef_search: int | None = None
     rerank: int | None = None
+    lock_timeout_s: int | None = None
+    create: bool = True
+
+    @classmethod
+    def locate(cls, url: str) -> dict[str, Any] | None:
+        """The ``path`` field for ``url`` if this store opens it (see ``oml_core.stores.StoreLocator``)."""
+        if url.lower().startswith("faiss://"):
+            folder = url[len("faiss://") :]
+            if not folder:
+                raise StoreError(f"store URL {url!r} names no folder; write faiss:///path/to/dir (three slashes: absolute path)")
+            return {"path": folder}
+        if "://" not in url and (Path(url).suffix.lower() == ".faiss" or Path(url).is_dir()):
+            return {"path": url}
+        return None
 
 
 class FaissStore:
@@ -112,7 +143,9 @@ class FaissStore:
         (tensor([[7]]), tensor([[0.]]))
     """
 
-    def __init__(self, path: str | Path, *, dim: int | None = None, metric: str | None = None, **params: Any) -> None:
+    def __init__(
+        self, path: str | Path, *, dim: int | None = None, metric: str | None = None, create: bool = True, **params: Any
+    ) -> None:
         self.path = Path(path).expanduser()
         unknown = set(params) - set(_DEFAULTS)
         if unknown:
@@ -120,7 +153,7 @@ class FaissStore:
         if metric is not None and metric not in METRICS:
             raise StoreError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
         for name, value in [("dim", dim), *params.items()]:
-            if name == "index" or value is None:
+            if name == "index" or value is None or (name == "lock_timeout_s" and value == 0):
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise StoreError(f"{name} must be a positive integer, got {value!r}")
@@ -132,12 +165,18 @@ class FaissStore:
         self._index: Any = None  # the faiss index (IndexIDMap), or None while an IVF index waits for training data
         self._index_stale = False  # an HNSW graph cannot delete: it is rebuilt before the next search / save
         self._info: dict[str, Any] = {}
-        snapshot = self._current_snapshot()
-        if snapshot is not None:
-            self._load(snapshot, dim, metric, params)
-        else:
-            if self.path.exists() and not self.path.is_dir():
-                raise StoreError(f"FAISS store path {str(self.path)!r} is a file; a FAISS store is a folder")
+        self._lock: Any = None  # the open LOCK file while this instance is the store's writer
+        self._loaded: str | None = None  # name of the snapshot loaded (to notice another writer's saves)
+        self._open_params = dict(params)
+        if self.path.exists() and not self.path.is_dir():
+            raise StoreError(f"FAISS store path {str(self.path)!r} is a file; a FAISS store is a folder")
+        snapshot = self._load_current(dim, metric, params)
+        if snapshot is None:
+            if not create:
+                raise StoreError(
+                    f"there is no FAISS store at {str(self.path)!r}; nothing was created. Build one first with "
+                    f"`oml index --store faiss://{self.path.resolve()} ...`, or check the path"
+                )
             if dim is None:
                 raise StoreError(
                     f"FAISS store {str(self.path)!r} does not exist yet; pass dim= (and metric=, default 'euclidean') to make it"
@@ -149,7 +188,10 @@ class FaissStore:
             self._buffer = np.empty((0, dim), dtype=np.float32)
             self._meta: list[dict[str, Any] | None] = []
             self._index = self._new_index() if self._params["index"] in ("flat", "hnsw") else None
-            self.save()  # an empty store exists on disk from the start, so that reopening it needs no dim
+            self._dirty = True
+            # an empty store exists on disk from the start, so that reopening it needs no dim; if another process
+            # created it meanwhile, taking the writer lock loads that one instead
+            self.save()
 
     # -------------------------------------------------------------------------------------------- properties
     @property
@@ -289,6 +331,7 @@ class FaissStore:
         id_array, x, meta = check_add_batch(ids, embeddings, metadata, self._dim, self._metric)
         if len(id_array) == 0:
             return
+        self._become_writer()
         present = self._rows(id_array) >= 0
         if present.any():
             raise StoreError(
@@ -395,6 +438,7 @@ class FaissStore:
         """Delete ``ids``; returns how many were stored (unknown ids are ignored)."""
         self._check_open()
         id_array = np.unique(check_ids(ids))
+        self._become_writer()
         rows = self._rows(id_array)
         found = rows >= 0
         if not found.any():
@@ -452,48 +496,145 @@ class FaissStore:
         """Merge ``values`` (JSON-serialisable) into ``info``; saved with the next ``save()``."""
         self._check_open()
         json.dumps(dict(values), allow_nan=False)
+        self._become_writer()
         self._info.update(values)
         self._dirty = True
 
     # -------------------------------------------------------------------------------------------- persistence
     def _current_snapshot(self) -> Path | None:
         pointer = self.path / "CURRENT"
-        if not pointer.exists():
-            return None
-        name = pointer.read_text().strip()
-        snapshot = self.path / name
-        if not name.startswith("snapshot-") or not (snapshot / "store.json").exists():
-            raise StoreError(f"FAISS store {str(self.path)!r} is damaged: CURRENT names {name!r}, not a complete snapshot")
-        return snapshot
+        name = ""
+        for _ in range(5):  # a writer may replace CURRENT and remove the old snapshot between two reads
+            if not pointer.exists():
+                return None
+            try:
+                name = pointer.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError):
+                name = ""
+            snapshot = self.path / name
+            if name.startswith("snapshot-") and (snapshot / "store.json").exists():
+                return snapshot
+            time.sleep(0.05)
+        raise StoreError(
+            f"FAISS store {str(self.path)!r} is damaged: CURRENT names {name[:80]!r}, not a complete snapshot. Point "
+            f"CURRENT at the newest complete snapshot-* folder (one holding store.json), or index into a new store"
+        )
 
     def save(self) -> None:
-        """Write the store to its folder atomically: a new snapshot, then the ``CURRENT`` pointer."""
+        """Write the store to its folder atomically: a new snapshot, then the ``CURRENT`` pointer.
+
+        On a full disk (or any write error) the partial snapshot is removed, the last saved one stays current and
+        a StoreError says so; the changes are still in memory, so a later ``save()`` can retry.
+        """
         self._check_open()
+        self._become_writer()
         if self._index_stale:
             self._build_index()
-        self.path.mkdir(parents=True, exist_ok=True)
-        with _locked(self.path / "LOCK"):
-            current = self._current_snapshot()
-            number = int(current.name.split("-")[1]) + 1 if current is not None else 1
-            tmp = self.path / f".tmp-{uuid.uuid4().hex}"
+        current = self._current_snapshot()
+        number = int(current.name.split("-")[1]) + 1 if current is not None else 1
+        tmp = self.path / f".tmp-{uuid.uuid4().hex}"
+        final = self.path / f"snapshot-{number:06d}"
+        try:
             tmp.mkdir()
+            self._write_snapshot(tmp)
+            if final.exists():  # left by a save that was killed before it updated CURRENT
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+            _fsync_dir(self.path)
+            pointer_tmp = self.path / f".CURRENT-{uuid.uuid4().hex}"
             try:
-                self._write_snapshot(tmp)
-                final = self.path / f"snapshot-{number:06d}"
-                if final.exists():  # left by a save that was killed before it updated CURRENT
-                    shutil.rmtree(final)
-                os.replace(tmp, final)
-                _fsync_dir(self.path)
-                pointer_tmp = self.path / f".CURRENT-{uuid.uuid4().hex}"
                 pointer_tmp.write_text(final.name + "\n")
                 _fsync_file(pointer_tmp)
                 os.replace(pointer_tmp, self.path / "CURRENT")
-                _fsync_dir(self.path)
             finally:
-                if tmp.exists():
-                    shutil.rmtree(tmp, ignore_errors=True)
-            self._remove_old(keep=final.name)
+                pointer_tmp.unlink(missing_ok=True)
+            _fsync_dir(self.path)
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if (self.path / "CURRENT").exists() and (self.path / "CURRENT").read_text().strip() != final.name:
+                shutil.rmtree(final, ignore_errors=True)
+            kept = f"the last saved snapshot ({current.name}) is intact" if current is not None else "nothing was saved yet"
+            # numpy reports a short write on a full disk as "N requested and M written", without an errno
+            full = exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT) or "requested and" in str(exc)
+            reason = f"no space left on device ({exc.strerror or exc})" if full else (exc.strerror or str(exc))
+            raise StoreError(
+                f"could not save FAISS store {str(self.path)!r}: {reason} ({exc.filename or self.path}); {kept} and "
+                f"nothing already saved is lost. Free some space and run again (`oml index` resumes where it stopped)"
+            ) from None
+        self._loaded = final.name
+        self._remove_old(keep=final.name)
         self._dirty = False
+
+    # -------------------------------------------------------------------------------------------- one writer
+    def _become_writer(self) -> None:
+        """Take the store's writer lock (waiting for another writer), then reload if another writer saved since
+        this instance loaded: a load-modify-save must start from the newest snapshot."""
+        if self._lock is not None:
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path / "LOCK", "a+")  # noqa: SIM115 - held open until close()
+        try:
+            self._wait_for_lock(handle)
+        except BaseException:
+            handle.close()
+            raise
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._lock = handle
+        current = self._current_snapshot()
+        if current is not None and current.name != self._loaded:
+            if self._dirty and self._loaded is not None:
+                raise StoreError(f"FAISS store {str(self.path)!r} was changed by another writer while this one held changes")
+            self._load(current, None, None, self._open_params)
+
+    def _wait_for_lock(self, handle: Any) -> None:
+        timeout = float(self._params["lock_timeout_s"] if hasattr(self, "_params") else _DEFAULTS["lock_timeout_s"])
+        deadline = time.monotonic() + timeout
+        told = False
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                pass
+            owner = _read_owner(self.path / "LOCK")
+            if time.monotonic() >= deadline:
+                raise StoreError(
+                    f"FAISS store {str(self.path)!r} is being written by another process ({owner}) and stayed locked for "
+                    f"{timeout:g} s; a FAISS store takes one writer at a time. Wait for that process to finish, raise "
+                    f"--store-option lock_timeout_s=SECONDS, or write into another store (readers may search it meanwhile)"
+                )
+            if not told:
+                print(f"oml: FAISS store {str(self.path)!r} is being written by another process ({owner}); waiting for it "
+                      f"(up to {timeout:g} s)", file=sys.stderr, flush=True)
+                told = True
+            time.sleep(0.1)
+
+    def _release_writer(self) -> None:
+        if self._lock is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
+            self._lock = None
+
+    # -------------------------------------------------------------------------------------------- shards
+    def shard_url(self, rank: int) -> str:
+        """The FAISS store rank ``rank`` of a distributed ``oml index`` writes (merged into this one at the end)."""
+        return f"faiss://{(self.path / 'shards' / f'rank-{rank:04d}').resolve()}"
+
+    def shard_urls(self) -> list[str]:
+        folder = self.path / "shards"
+        return [f"faiss://{p.resolve()}" for p in sorted(folder.glob("rank-*")) if p.is_dir()] if folder.is_dir() else []
+
+    def drop_shard(self, url: str) -> None:
+        shard = Path(url[len("faiss://") :] if url.startswith("faiss://") else url).resolve()
+        if shard.parent != (self.path / "shards").resolve():
+            raise StoreError(f"{url!r} is not a shard of FAISS store {str(self.path)!r}")
+        shutil.rmtree(shard, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            shard.parent.rmdir()
 
     def _write_snapshot(self, folder: Path) -> None:
         n = len(self._ids)
@@ -534,15 +675,39 @@ class FaissStore:
                 else:
                     child.unlink(missing_ok=True)
 
+    def _load_current(self, dim: int | None, metric: str | None, params: Mapping[str, Any]) -> Path | None:
+        """Load the current snapshot (retrying when a writer replaces it while it is read); None if there is none."""
+        for attempt in range(5):
+            snapshot = self._current_snapshot()
+            if snapshot is None:
+                return None
+            try:
+                self._load(snapshot, dim, metric, params)
+                return snapshot
+            except FileNotFoundError:
+                if attempt == 4 or self._current_snapshot() == snapshot:
+                    raise StoreError(f"FAISS store {str(self.path)!r} is damaged: files of {snapshot.name} are missing") from None
+        return None
+
     def _load(self, snapshot: Path, dim: int | None, metric: str | None, params: Mapping[str, Any]) -> None:
-        settings = json.loads((snapshot / "store.json").read_text(encoding="utf-8"))
-        self._dim, self._metric = int(settings["dim"]), str(settings["metric"])
         where = f"FAISS store {str(self.path)!r}"
+        try:
+            settings = json.loads((snapshot / "store.json").read_text(encoding="utf-8"))
+            stored_dim, stored_metric = int(settings["dim"]), str(settings["metric"])
+            saved = {**_DEFAULTS, **settings["params"]}
+            count, trained = int(settings["count"]), bool(settings["trained"])
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise StoreError(
+                f"{where} is damaged: {snapshot.name}/store.json cannot be read ({type(exc).__name__}: {exc}). "
+                f"Restore the folder from a backup or index the images again into a new store"
+            ) from None
+        self._dim, self._metric = stored_dim, stored_metric
         if dim is not None and dim != self._dim:
             raise StoreError(f"{where} holds {self._dim}-d embeddings, but dim={dim} was asked for; open it without dim")
         if metric is not None and metric != self._metric:
             raise StoreError(f"{where} was created with metric {self._metric!r}, but metric={metric!r} was asked for")
-        saved = {**_DEFAULTS, **settings["params"]}
         for name in _BUILD_PARAMS:
             if params.get(name) is not None and params[name] != saved[name]:
                 raise StoreError(
@@ -551,17 +716,34 @@ class FaissStore:
                 )
         self._params = {**saved, **{k: params[k] for k in _SEARCH_PARAMS if params.get(k) is not None}}
         self._info = dict(settings.get("info", {}))
-        self._ids = np.load(snapshot / "ids.npy")
-        self._buffer = np.load(snapshot / "vectors.npy")
-        with open(snapshot / "metadata.jsonl", encoding="utf-8") as f:
-            self._meta = [json.loads(line) or None for line in f]
-        if not (len(self._ids) == len(self._buffer) == len(self._meta) == settings["count"]):
+        self._ids = _load_array(snapshot / "ids.npy", where, np.int64, (count,))
+        self._buffer = _load_array(snapshot / "vectors.npy", where, np.float32, (count, self._dim))
+        try:
+            with open(snapshot / "metadata.jsonl", encoding="utf-8") as f:
+                self._meta = [json.loads(line) or None for line in f]
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise StoreError(f"{where} is damaged: {snapshot.name}/metadata.jsonl is not JSON lines ({exc})") from None
+        if not (len(self._ids) == len(self._buffer) == len(self._meta) == count):
             raise StoreError(f"{where} is damaged: snapshot {snapshot.name} holds inconsistent counts")
-        if settings["trained"]:
-            self._index = faiss.read_index(str(snapshot / "index.faiss"))
-            self._configure_search()
+        self._row_of = None
+        self._index, self._index_stale = None, False
+        if trained:
+            try:
+                self._index = faiss.read_index(str(snapshot / "index.faiss"))
+                if self._index.ntotal != count or self._index.d != self._dim:
+                    raise RuntimeError(f"it holds {self._index.ntotal} vectors of dimension {self._index.d}")
+                self._configure_search()
+            except RuntimeError as exc:
+                # the vectors are the source of truth: a damaged index file costs a rebuild, never data
+                warnings.warn(
+                    f"{where}: {snapshot.name}/index.faiss is damaged ({str(exc).strip().splitlines()[-1][:200]}); "
+                    f"rebuilding the index from the {count} stored vectors (saved at the next write)",
+                    stacklevel=3,
+                )
+                self._build_index()
         elif self._params["index"] in ("flat", "hnsw"):
             self._build_index()
+        self._loaded = snapshot.name
 
     # -------------------------------------------------------------------------------------------- lifetime
     def _check_open(self) -> None:
@@ -569,11 +751,14 @@ class FaissStore:
             raise StoreError(f"FAISS store {str(self.path)!r} is closed")
 
     def close(self) -> None:
-        """Save unsaved changes and release the index."""
+        """Save unsaved changes, release the index and the writer lock."""
         if self._closed:
             return
-        if self._dirty:
-            self.save()
+        try:
+            if self._dirty:
+                self.save()
+        finally:
+            self._release_writer()
         self._closed = True
         self._index = None
 
@@ -597,14 +782,31 @@ def _pad(labels: np.ndarray, distances: np.ndarray, k: int) -> tuple[Tensor, Ten
     return ids, dist
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _read_owner(lock: Path) -> str:
+    try:
+        pid = lock.read_text().strip()
+    except OSError:
+        pid = ""
+    return f"pid {pid}" if pid.isdigit() else "pid unknown"
+
+
+def _load_array(path: Path, where: str, dtype: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """A numeric array of a snapshot, checked: never unpickled, of the expected dtype and shape."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, EOFError) as exc:
+        raise StoreError(
+            f"{where} is damaged: {path.parent.name}/{path.name} is not a readable numeric .npy file ({exc}). "
+            f"Restore the folder from a backup or index the images again into a new store"
+        ) from None
+    if array.dtype != dtype or array.shape != shape:
+        raise StoreError(
+            f"{where} is damaged: {path.parent.name}/{path.name} holds {array.dtype} {tuple(array.shape)}, expected "
+            f"{np.dtype(dtype)} {shape}. Restore the folder from a backup or index the images again into a new store"
+        )
+    return array
 
 
 @contextlib.contextmanager

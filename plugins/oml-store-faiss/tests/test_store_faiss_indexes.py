@@ -95,7 +95,7 @@ def test_store_faiss_failed_save_keeps_the_last_complete_one(tmp_path, monkeypat
         raise OSError("disk full")
 
     monkeypatch.setattr(store, "_write_snapshot", broken)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(StoreError, match="disk full.*snapshot-000002.* is intact"):
         store.save()
     assert FaissStore(tmp_path / "s").count() == 2
     assert not [p for p in (tmp_path / "s").iterdir() if p.name.startswith(".tmp-")]
@@ -143,7 +143,7 @@ def test_store_faiss_options_are_checked(tmp_path):
 
 
 def test_store_faiss_open_store_by_url(tmp_path, oml_host):
-    assert resolve_store_url(f"faiss://{tmp_path}/g") == ("faiss", f"{tmp_path}/g")
+    assert resolve_store_url(oml_host, f"faiss://{tmp_path}/g") == ("faiss", {"path": f"{tmp_path}/g"})
     with open_store(oml_host, f"faiss://{tmp_path}/g", dim=6, metric="dot", index="hnsw") as store:
         assert isinstance(store, FaissStore) and store.index_kind == "hnsw"
         store.add([1], torch.ones(1, 6))

@@ -5,24 +5,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from oml_core import hookimpl
-from oml_store_sql.store import SqlStore, SqlStoreConfig
+from oml_store_sql.quantized import QuantizedSqlStoreConfig, create_sql_store
 
 if TYPE_CHECKING:
     from oml_core.registry import Registry
-
-
-def _create(**fields: Any) -> SqlStore:
-    url = fields.pop("url")
-    return SqlStore(url, **fields)
 
 
 @hookimpl
 def oml_register_stores(registry: Registry[Any]) -> None:
     registry.add(
         "sql",
-        config=SqlStoreConfig,
-        factory=_create,
-        summary="embeddings in SQLite (exact search, a file path is enough) or PostgreSQL + pgvector (HNSW) via SQLAlchemy",
+        config=QuantizedSqlStoreConfig,
+        factory=create_sql_store,
+        summary="embeddings in SQLite (exact search, a file path is enough) or PostgreSQL + pgvector (HNSW) via SQLAlchemy; "
+        "optional int8 or binary code indexes",
         # {tmp} is replaced by a fresh folder in the contract checks (oml_core.testing.contracts.stores)
         example={"url": "sqlite:///{tmp}/store.db", "dim": 8, "metric": "euclidean"},
     )

@@ -20,7 +20,8 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from operator import itemgetter
-from typing import Any, Literal, TypeVar
+from pathlib import Path
+from typing import Any, ClassVar, Literal, TypeVar
 
 import attrs
 import numpy as np
@@ -58,8 +59,14 @@ class SqlStoreConfig:
     name (one database can hold several stores). ``chunk_size``: rows per chunk of SQLite's exact search.
     ``timeout_s``: how long a SQLite writer waits for another one. ``index`` (PostgreSQL): ``"hnsw"`` builds
     pgvector's HNSW index (``hnsw_m``, ``hnsw_ef_construction``; searched with ``ef_search`` candidates),
-    ``"none"`` searches exactly by a sequential scan.
+    ``"none"`` searches exactly by a sequential scan. ``create=False``: open an existing store only (a missing
+    one is an error and nothing, not even an empty SQLite file, is created).
+
+    Opens ``sqlite:///PATH``, plain paths ending in ``.db`` / ``.sqlite`` / ``.sqlite3`` and ``postgresql://``
+    (or ``postgres://``) URLs (``oml_core.stores.StoreLocator``).
     """
+
+    url_schemes: ClassVar[tuple[str, ...]] = ("sqlite", "postgresql", "postgres")
 
     url: str
     dim: int | None = None
@@ -71,6 +78,22 @@ class SqlStoreConfig:
     hnsw_m: int = 16
     hnsw_ef_construction: int = 64
     ef_search: int = 100
+    create: bool = True
+
+    @classmethod
+    def locate(cls, url: str) -> dict[str, Any] | None:
+        """The ``url`` field for ``url`` if this store opens it (see ``oml_core.stores.StoreLocator``)."""
+        lowered = url.lower()
+        if lowered.startswith(("sqlite:", "postgresql:", "postgresql+")):
+            return {"url": url}
+        if lowered.startswith("postgres:"):  # the short form libpq accepts but SQLAlchemy does not
+            return {"url": "postgresql:" + url[len("postgres:") :]}
+        if "://" not in url and Path(url).suffix.lower() in _SQLITE_SUFFIXES:
+            return {"url": f"sqlite:///{url}"}
+        return None
+
+
+_SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 
 
 class SqlStore:
@@ -97,6 +120,7 @@ class SqlStore:
         hnsw_m: int = 16,
         hnsw_ef_construction: int = 64,
         ef_search: int = 100,
+        create: bool = True,
     ) -> None:
         self._table_name = check_identifier(table, "table")
         if metric is not None and metric not in METRICS:
@@ -115,13 +139,20 @@ class SqlStore:
         self._index = index
         self._hnsw = (hnsw_m, hnsw_ef_construction)
         self._closed = False
-        self._engine = _create_engine(url, timeout_s)
+        self._create = create
+        self._engine = _create_engine(url, timeout_s, create=create)
         self._sqlite = self._engine.dialect.name == "sqlite"
         if not self._sqlite and self._engine.dialect.name != "postgresql":
             self._engine.dispose()
             raise StoreError(f"store URL {url!r}: only SQLite and PostgreSQL are supported, not {self._engine.dialect.name}")
         try:
             self._dim, self._metric = self._open_or_create(dim, metric)
+        except sa.exc.IntegrityError:
+            self._engine.dispose()
+            raise
+        except (sa.exc.DatabaseError, sa.exc.InterfaceError) as exc:  # not a database, damaged, server down...
+            self._engine.dispose()
+            raise StoreError(_database_problem(self._engine, exc)) from None
         except BaseException:
             self._engine.dispose()
             raise
@@ -211,6 +242,8 @@ class SqlStore:
                 self._make_table(stored_dim).create(conn, checkfirst=True)
                 self._ensure_index(conn, stored_dim, stored_metric)
                 return stored_dim, stored_metric
+            if not self._create:
+                raise StoreError(_missing_store_message(_safe_url(self._engine), self._table_name))
             if dim is None:
                 raise StoreError(
                     f"store {_safe_url(self._engine)!r} (table {self._table_name!r}) does not exist yet; pass dim= "
@@ -264,7 +297,7 @@ class SqlStore:
     def _write(self) -> Iterator[sa.Connection]:
         """One write transaction; on SQLite it takes the write lock up front (BEGIN IMMEDIATE), because a deferred
         transaction that reads first and writes later fails at once when another writer got in between."""
-        with self._engine.connect() as conn:
+        with _database_errors(self._engine), self._engine.connect() as conn:
             if self._sqlite:
                 conn.execution_options(oml_sqlite_begin="IMMEDIATE")
             with conn.begin():
@@ -273,7 +306,7 @@ class SqlStore:
     @contextmanager
     def _read(self) -> Iterator[sa.Connection]:
         """One read transaction: every chunk of a search sees the same snapshot."""
-        with self._engine.connect() as conn, conn.begin():
+        with _database_errors(self._engine), self._engine.connect() as conn, conn.begin():
             yield conn
 
     def _retrying(self, operation: Callable[[], T]) -> T:
@@ -512,7 +545,48 @@ class SqlStore:
 
 
 # ------------------------------------------------------------------------------------------------ module helpers
-def _create_engine(url: str, timeout_s: float) -> sa.Engine:
+@contextmanager
+def _database_errors(engine: sa.Engine) -> Iterator[None]:
+    """A damaged file or a lost server becomes a StoreError naming the store; duplicate ids (IntegrityError) and
+    a busy SQLite (OperationalError "locked", retried by the caller) pass through."""
+    try:
+        yield
+    except (sa.exc.IntegrityError, StoreError):
+        raise
+    except sa.exc.OperationalError as exc:
+        if "locked" in str(exc.orig) or "busy" in str(exc.orig):
+            raise
+        raise StoreError(_database_problem(engine, exc)) from None
+    except (sa.exc.DatabaseError, sa.exc.InterfaceError) as exc:
+        raise StoreError(_database_problem(engine, exc)) from None
+
+
+def _database_problem(engine: sa.Engine, exc: BaseException) -> str:
+    url = _safe_url(engine)
+    detail = _first_line(exc)
+    if engine.dialect.name == "sqlite":
+        return (
+            f"store {url!r}: the file {engine.url.database!r} cannot be used as an SQLite store ({detail}): it is not an "
+            f"SQLite database, or it is truncated or damaged. Restore it from a backup, or index the images again into "
+            f"a new file"
+        )
+    if "connect" in detail.lower() or "refused" in detail.lower() or "could not" in detail.lower():
+        return (
+            f"store {url!r}: cannot reach the PostgreSQL server ({detail}). Check that it runs and listens at "
+            f"{engine.url.host or 'the local socket'}:{engine.url.port or 5432} (scripts/postgres.sh starts a local one), "
+            f"and the URL's user, password and database"
+        )
+    return f"store {url!r}: the database failed ({detail})"
+
+
+def _missing_store_message(url: str, table: str) -> str:
+    return (
+        f"there is no store at {url!r} (table {table!r}); nothing was created. Build one first with "
+        f"`oml index --store {url} ...`, or check the URL (and --store-option table=...)"
+    )
+
+
+def _create_engine(url: str, timeout_s: float, *, create: bool = True) -> sa.Engine:
     try:
         parsed = sa.make_url(url)
     except sa.exc.ArgumentError as exc:
@@ -522,8 +596,8 @@ def _create_engine(url: str, timeout_s: float) -> sa.Engine:
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):
-            from pathlib import Path
-
+            if not create and not Path(database).expanduser().is_file():
+                raise StoreError(_missing_store_message(url, "embeddings"))
             parent = Path(database).expanduser().resolve().parent
             if not parent.is_dir():
                 raise StoreError(f"store URL {url!r}: the folder {str(parent)!r} does not exist")

@@ -152,13 +152,13 @@ def test_store_sql_info_round_trips(tmp_path):
 
 
 def test_store_sql_open_store_by_url_and_path(tmp_path, oml_host):
-    assert resolve_store_url(tmp_path / "a.db") == ("sql", f"sqlite:///{tmp_path}/a.db")
-    assert resolve_store_url("postgres://u@h/db") == ("sql", "postgresql://u@h/db")
+    assert resolve_store_url(oml_host, tmp_path / "a.db") == ("sql", {"url": f"sqlite:///{tmp_path}/a.db"})
+    assert resolve_store_url(oml_host, "postgres://u@h/db") == ("sql", {"url": "postgresql://u@h/db"})
     with open_store(oml_host, tmp_path / "a.db", dim=3, metric="cosine") as store:
         assert isinstance(store, SqlStore) and store.metric == "cosine"
     with open_store(oml_host, f"sqlite:///{tmp_path}/a.db", table="embeddings") as store:
         assert store.dim == 3
-    with pytest.raises(StoreError, match="unknown scheme"):
+    with pytest.raises(StoreError, match="no installed store opens URLs of the scheme 'mongodb'"):
         open_store(oml_host, "mongodb://x/y", dim=3)
     with pytest.raises(StoreError, match="cannot tell"):
         open_store(oml_host, tmp_path / "nothing_here", dim=3)

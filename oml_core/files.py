@@ -1,0 +1,69 @@
+"""Files written atomically: a temp file in the same folder, fsync, rename. A crash, kill -9 or a full disk at any
+moment leaves the old file or the new one, never a torn one. Every file the engine and the pipelines write (the
+checkpoints, ``best.pt``, ``metrics.json``, the resolved ``config.yaml``) goes through here."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
+    """Call ``write(handle)`` on a binary temp file in ``path``'s folder, fsync it and rename it over ``path``:
+    a crash or a full disk at any moment leaves the old file or the new one, never a torn one.
+
+    Example:
+        >>> atomic_write("/tmp/oml-doctest.txt", lambda handle: handle.write(b"hello")).read_text()
+        'hello'
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+        _fsync_folder(path.parent)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically (see ``atomic_write``).
+
+    Example:
+        >>> atomic_write_text("/tmp/oml-doctest.json", "{}").read_text()
+        '{}'
+    """
+    return atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def atomic_copy(source: str | Path, destination: str | Path) -> Path:
+    """Copy ``source`` to ``destination`` atomically (``best.pt`` from ``last.pt``).
+
+    Example:
+        >>> _ = atomic_write_text("/tmp/oml-doctest-source.json", "[]")
+        >>> atomic_copy("/tmp/oml-doctest-source.json", "/tmp/oml-doctest-copy.json").read_text()
+        '[]'
+    """
+    def copy(handle: IO[bytes]) -> None:
+        with open(source, "rb") as src:
+            shutil.copyfileobj(src, handle, length=1 << 20)
+
+    return atomic_write(destination, copy)
+
+
+def _fsync_folder(folder: Path) -> None:
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
