@@ -35,9 +35,9 @@ class ExtractorWithMLPConfig:
 
 
 def _create_extractor_with_mlp(
-    extractor: Any, mlp_features: tuple[int, ...], weights: str | None, train_backbone: bool
+    extractor: Any, mlp_features: tuple[int, ...], weights: str | None, train_backbone: bool, zoo: Any = None
 ) -> ExtractorWithMLP:
-    return ExtractorWithMLP(extractor, list(mlp_features), weights=weights, train_backbone=train_backbone)
+    return ExtractorWithMLP(extractor, list(mlp_features), weights=weights, train_backbone=train_backbone, zoo=zoo)
 
 
 def _create_simple_cnn(channels: tuple[int, ...], normalise_features: bool) -> SimpleCNNExtractor:
