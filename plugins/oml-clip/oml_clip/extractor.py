@@ -11,8 +11,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from oml_clip import pretrained
 from oml_clip.arch import CLIP_ARCHS, UNICOM_ARCHS, ClipVisual, UnicomVisual, build_clip_visual, build_unicom_visual
-from oml_clip.pretrained import WEIGHTS
 from oml_core.distances import normalise
 from oml_core.errors import OMLError
 from oml_core.weights import find_entry, load_pretrained
@@ -23,9 +23,9 @@ UnicomArchName = Literal["vitb32_unicom", "vitb16_unicom", "vitl14_unicom", "vit
 
 
 def _from_pretrained(cls: Any, extractor: str, weights: str, zoo: WeightsRegistry | None, kwargs: dict[str, Any]) -> Any:
-    entry = find_entry(weights, zoo=zoo, table=WEIGHTS)
+    entry = find_entry(weights, zoo=zoo, table=pretrained.WEIGHTS)
     if entry is None or entry.extractor != extractor:
-        known = ", ".join(e.name for e in WEIGHTS if e.extractor == extractor)
+        known = ", ".join(e.name for e in pretrained.WEIGHTS if e.extractor == extractor)
         raise OMLError(f"{cls.__name__}.from_pretrained: {weights!r} is not a {extractor} weights name; known: {known}")
     for key, value in {"arch": entry.arch, **entry.init_args}.items():
         kwargs.setdefault(key, value)
@@ -60,7 +60,7 @@ class ViTCLIPExtractor(nn.Module):
         self.visual: ClipVisual = build_clip_visual(arch)
         self.input_size = self.visual.image_size
         if weights is not None:
-            load_pretrained(self.visual, weights, arch=arch, zoo=zoo, table=WEIGHTS)
+            load_pretrained(self.visual, weights, arch=arch, zoo=zoo, table=pretrained.WEIGHTS)
 
     @classmethod
     def from_pretrained(cls, weights: str, *, zoo: WeightsRegistry | None = None, **kwargs: Any) -> ViTCLIPExtractor:
@@ -118,8 +118,9 @@ class ViTUnicomExtractor(nn.Module):
         self.normalise_features = normalise_features
         self.use_gradient_ckpt = use_gradient_ckpt
         self.model: UnicomVisual = build_unicom_visual(arch)
+        self.input_size = self.model.image_size
         if weights is not None:
-            load_pretrained(self.model, weights, arch=arch, zoo=zoo, table=WEIGHTS)
+            load_pretrained(self.model, weights, arch=arch, zoo=zoo, table=pretrained.WEIGHTS)
 
     @classmethod
     def from_pretrained(cls, weights: str, *, zoo: WeightsRegistry | None = None, **kwargs: Any) -> ViTUnicomExtractor:

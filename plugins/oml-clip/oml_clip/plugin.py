@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from oml_clip import pretrained
 from oml_clip.extractor import ViTCLIPConfig, ViTUnicomConfig, create_vit_clip, create_vit_unicom
-from oml_clip.pretrained import WEIGHTS
 from oml_core import hookimpl
 from oml_core.zoo import register_table
 
@@ -30,4 +30,4 @@ def oml_register_extractors(registry: Any) -> None:
 
 @hookimpl
 def oml_register_weights(zoo: Any) -> None:
-    register_table(zoo, WEIGHTS)
+    register_table(zoo, pretrained.WEIGHTS)

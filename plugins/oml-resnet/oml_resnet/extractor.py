@@ -12,8 +12,8 @@ from oml_core.distances import normalise
 from oml_core.errors import OMLError
 from oml_core.weights import find_entry, load_pretrained
 from oml_core.zoo import WeightsRegistry
+from oml_resnet import pretrained
 from oml_resnet.arch import ARCHS, ResNet, build_resnet
-from oml_resnet.pretrained import WEIGHTS
 
 ResNetArchName = Literal["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
 
@@ -59,7 +59,7 @@ class ResnetExtractor(nn.Module):
             return
         # with remove_fc, the checkpoint's classifier (or MoCo's projector) fc.* is not loaded
         skip = (lambda key: key.startswith("fc.")) if remove_fc else None
-        load_pretrained(self.model, weights, arch=arch, zoo=zoo, table=WEIGHTS, skip=skip)
+        load_pretrained(self.model, weights, arch=arch, zoo=zoo, table=pretrained.WEIGHTS, skip=skip)
 
     @classmethod
     def from_pretrained(cls, weights: str, *, zoo: WeightsRegistry | None = None, **kwargs: Any) -> ResnetExtractor:
@@ -69,9 +69,9 @@ class ResnetExtractor(nn.Module):
         Example:
             >>> extractor = ResnetExtractor.from_pretrained("resnet50_moco_v2")   # doctest: +SKIP
         """
-        entry = find_entry(weights, zoo=zoo, table=WEIGHTS)
+        entry = find_entry(weights, zoo=zoo, table=pretrained.WEIGHTS)
         if entry is None or entry.extractor != "resnet":
-            known = ", ".join(e.name for e in WEIGHTS)
+            known = ", ".join(e.name for e in pretrained.WEIGHTS)
             raise OMLError(f"ResnetExtractor.from_pretrained: {weights!r} is not a ResNet weights name; known: {known}")
         for key, value in {"arch": entry.arch, **entry.init_args}.items():
             kwargs.setdefault(key, value)

@@ -6,8 +6,8 @@ from typing import Any
 
 from oml_core import hookimpl
 from oml_core.zoo import register_table
+from oml_resnet import pretrained
 from oml_resnet.extractor import ResnetConfig, create_resnet
-from oml_resnet.pretrained import WEIGHTS
 
 
 @hookimpl
@@ -23,4 +23,4 @@ def oml_register_extractors(registry: Any) -> None:
 
 @hookimpl
 def oml_register_weights(zoo: Any) -> None:
-    register_table(zoo, WEIGHTS)
+    register_table(zoo, pretrained.WEIGHTS)

@@ -13,8 +13,8 @@ from oml_core.distances import normalise
 from oml_core.errors import OMLError
 from oml_core.weights import find_entry, load_pretrained
 from oml_core.zoo import WeightsRegistry
+from oml_vit import pretrained
 from oml_vit.arch import ARCHS, VisionTransformer, build_vit
-from oml_vit.pretrained import WEIGHTS
 
 ViTArchName = Literal[
     "vits16", "vits8", "vitb16", "vitb8", "vits14", "vitb14", "vitl14", "vits14_reg", "vitb14_reg", "vitl14_reg"
@@ -63,7 +63,7 @@ class ViTExtractor(nn.Module):
         self.model: VisionTransformer = build_vit(arch)
         if weights is None:
             return
-        load_pretrained(self.model, weights, arch=arch, zoo=zoo, table=WEIGHTS, prepare=self._adopt_pos_embed)
+        load_pretrained(self.model, weights, arch=arch, zoo=zoo, table=pretrained.WEIGHTS, prepare=self._adopt_pos_embed)
 
     def _adopt_pos_embed(self, state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
         if "pos_embed" in state_dict:
@@ -77,9 +77,9 @@ class ViTExtractor(nn.Module):
         Example:
             >>> extractor = ViTExtractor.from_pretrained("vits16_dino")   # doctest: +SKIP
         """
-        entry = find_entry(weights, zoo=zoo, table=WEIGHTS)
+        entry = find_entry(weights, zoo=zoo, table=pretrained.WEIGHTS)
         if entry is None or entry.extractor != "vit":
-            known = ", ".join(e.name for e in WEIGHTS if e.extractor == "vit")
+            known = ", ".join(e.name for e in pretrained.WEIGHTS if e.extractor == "vit")
             raise OMLError(f"ViTExtractor.from_pretrained: {weights!r} is not a ViT weights name; known: {known}")
         for key, value in {"arch": entry.arch, "normalise_features": False, **entry.init_args}.items():
             kwargs.setdefault(key, value)
