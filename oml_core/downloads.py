@@ -27,7 +27,7 @@ import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from oml_core.errors import OMLError
 
@@ -175,18 +175,9 @@ def file_lock(path: Path) -> Iterator[None]:
     second waits and then finds the file verified in the cache)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     lock_path = path.with_name(path.name + ".lock")
-    with open(lock_path, "a+b") as handle:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows: msvcrt locks a byte range
-            import msvcrt
+    import fcntl  # POSIX; the lock file itself is left in place (removing it would race with a waiting process)
 
-            msvcrt.locking(handle.fileno(), msvcrt.LK_LOCK, 1)
-            try:
-                yield
-            finally:
-                msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
-            return
+    with open(lock_path, "a+b") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -203,7 +194,7 @@ def _timeout() -> float:
         raise WeightsError(f"OML_DOWNLOAD_TIMEOUT must be a number of seconds, got {value!r}") from None
 
 
-def _open(url: str, offset: int) -> tuple[IO[bytes], int, int | None]:
+def _open(url: str, offset: int) -> tuple[Any, int, int | None]:
     """Open ``url`` from byte ``offset``: returns the stream, the offset it really starts at, and the total size."""
     parsed = urllib.parse.urlparse(url)
     if parsed.scheme == "file":
@@ -255,8 +246,11 @@ def _transfer(url: str, part: Path, *, label: str, progress: bool) -> None:
         mode = "ab" if start == offset else "wb"  # the server ignored the range: start again
         read = getattr(stream, "read1", stream.read)
         received = start
-        bar_options = {"unit": "B", "unit_scale": True, "unit_divisor": 1024, "desc": label, "leave": False}
-        with open(part, mode) as out, tqdm(total=total, initial=start, disable=not progress, **bar_options) as bar:
+        bar = tqdm(
+            total=total, initial=start, disable=not progress, unit="B", unit_scale=True, unit_divisor=1024, desc=label,
+            leave=False,
+        )
+        with open(part, mode) as out, bar:
             while True:
                 try:
                     chunk = read(_CHUNK)  # read1: what has arrived, so a stall loses nothing already received
