@@ -112,14 +112,16 @@ def _check_interpolation(value: str, name: str) -> str:
     return value
 
 
-def _resize(image: ImageOrTensor, size_hw: tuple[int, int], interpolation: str) -> ImageOrTensor:
+def _resize(image: ImageOrTensor, size_hw: tuple[int, int], interpolation: str, antialias: bool = True) -> ImageOrTensor:
     height, width = size_hw
     if isinstance(image, Image.Image):
-        return image.resize((width, height), resample=_PIL_RESAMPLING[interpolation])
+        if antialias:
+            return image.resize((width, height), resample=_PIL_RESAMPLING[interpolation])
+        image = (to_tensor(image) * 255).round().to(torch.uint8)  # OpenCV-style: interpolate the 8-bit pixels as they are
     uint8 = image.dtype == torch.uint8
     batch = image.float()[None] if uint8 else image[None]
     mode = _TORCH_MODES[interpolation]
-    antialias = mode in ("bilinear", "bicubic")
+    antialias = antialias and mode in ("bilinear", "bicubic")
     kwargs: dict[str, Any] = {"antialias": True, "align_corners": False} if antialias else {}
     out = F.interpolate(batch, size=(height, width), mode=mode, **kwargs)[0]
     return _round_to_uint8(out) if uint8 else out
@@ -192,7 +194,8 @@ class Compose:
 
 class Resize:
     """Resize to ``size`` (int: square, or ``(height, width)``); with ``keep_aspect=True`` scale the longer side to
-    fit and pad the rest (centred) with ``fill`` (a grey level 0-255).
+    fit and pad the rest (centred) with ``fill`` (a grey level 0-255). ``antialias=False`` interpolates the pixels
+    without low-pass filtering, as OpenCV (and so albumentations) does; the image then becomes a uint8 tensor.
 
     Example:
         >>> Resize((20, 10))(Image.new("RGB", (40, 40))).size
@@ -202,9 +205,16 @@ class Resize:
     """
 
     def __init__(
-        self, size: int | Sequence[int], *, keep_aspect: bool = False, interpolation: Interpolation = "bilinear", fill: int = 0
+        self,
+        size: int | Sequence[int],
+        *,
+        keep_aspect: bool = False,
+        interpolation: Interpolation = "bilinear",
+        fill: int = 0,
+        antialias: bool = True,
     ) -> None:
         self.size = _pair(size, "Resize")
+        self.antialias = antialias
         self.keep_aspect = keep_aspect
         self.interpolation = _check_interpolation(interpolation, "Resize")
         if not 0 <= fill <= 255:
@@ -213,11 +223,11 @@ class Resize:
 
     def __call__(self, image: ImageOrTensor) -> ImageOrTensor:
         if not self.keep_aspect:
-            return _resize(image, self.size, self.interpolation)
+            return _resize(image, self.size, self.interpolation, self.antialias)
         height, width = _size_hw(image)
         scale = min(self.size[0] / height, self.size[1] / width)
         inner = (max(1, min(self.size[0], round(height * scale))), max(1, min(self.size[1], round(width * scale))))
-        return _pad_to(_resize(image, inner, self.interpolation), self.size, self.fill)
+        return _pad_to(_resize(image, inner, self.interpolation, self.antialias), self.size, self.fill)
 
     def __repr__(self) -> str:
         return f"Resize(size={self.size}, keep_aspect={self.keep_aspect}, interpolation={self.interpolation!r}, fill={self.fill})"
@@ -573,14 +583,16 @@ def get_normalisation_resize_hypvit(
 
 
 def get_normalisation_resize_albu(im_size: int, mean: TNormParam = MEAN, std: TNormParam = STD) -> Compose:
-    """Longer side to ``im_size``, pad to a square with white (OML's ``PAD_COLOR``), to tensor, normalise: what OML's
-    ``norm_resize_albu`` does with albumentations, in plain torch.
+    """Longer side to ``im_size`` (bilinear without antialiasing, as OpenCV), pad to a square with white (OML's
+    ``PAD_COLOR``), to tensor, normalise: what OML's ``norm_resize_albu`` does with albumentations, in plain torch
+    (pixels within 2 grey levels of OpenCV's fixed-point arithmetic).
 
     Example:
         >>> get_normalisation_resize_albu(32)(Image.new("RGB", (100, 50))).shape
         torch.Size([3, 32, 32])
     """
-    return Compose([Resize(im_size, keep_aspect=True, fill=PAD_COLOR[0]), ToTensor(), Normalize(mean=mean, std=std)])
+    resize = Resize(im_size, keep_aspect=True, fill=PAD_COLOR[0], antialias=False)
+    return Compose([resize, ToTensor(), Normalize(mean=mean, std=std)])
 
 
 def get_normalisation_resize_albu_clip(im_size: int) -> Compose:
