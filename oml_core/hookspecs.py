@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from oml_core.cli import CommandRegistry
     from oml_core.engine import Engine, FitStatus, StepOutput
     from oml_core.registry import Registry
-    from oml_core.weights import WeightsZoo
+    from oml_core.zoo import WeightsRegistry
 
 
 # ================================================================================== registration (at start-up)
@@ -120,8 +120,10 @@ def oml_register_schedulers(registry: Registry[Any]) -> None:
 
 
 @hookspec
-def oml_register_weights(zoo: WeightsZoo) -> None:
-    """Add named pretrained weights (URL, full sha256, architecture, transforms) to ``zoo``.
+def oml_register_weights(zoo: WeightsRegistry) -> None:
+    """Add named pretrained weights to ``zoo`` (``zoo.add(name, urls=..., sha256=... or md5=..., arch=...,
+    extractor=..., init_args=..., transforms=..., <model card fields>)``; a plugin keeps its table in a module of
+    its own and registers it with ``oml_core.zoo.register_table``).
 
     Called once per plugin when the host starts. Return value ignored.
     """

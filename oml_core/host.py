@@ -1,4 +1,4 @@
-"""The plugin host: one explicit object that owns the pluggy manager, the registries and the weights zoo.
+"""The plugin host: one explicit object that owns the pluggy manager and the registries (weights included).
 
 Nothing is discovered at import time; a program (or a test) creates a host and decides what it loads::
 
@@ -30,7 +30,6 @@ from oml_core.errors import DuplicateComponentError, OMLError, PluginLoadError, 
 from oml_core.hookspecs import LIFECYCLE_HOOKS
 from oml_core.plugin_manager import name_plugin_in_errors, new_plugin_manager
 from oml_core.registry import KINDS, Registries, Registry
-from oml_core.weights import WeightsZoo
 
 #: Modules registered as plugins in every host, as pytest registers its own built-ins.
 BUILTIN_PLUGINS: tuple[str, ...] = (
@@ -98,7 +97,8 @@ class Host:
         self._infos: dict[str, PluginInfo] = {}
         self.load_errors: dict[str, PluginLoadError] = {}
         self.registries = Registries(broken=self.load_errors)
-        self.weights = WeightsZoo()
+        #: named pretrained weights (``oml_register_weights``); the same object as ``registries.weights``
+        self.weights = self.registries.weights
         #: pipeline config classes by the name used in a config file's ``pipeline:`` key (``oml config check``)
         self.pipelines: Registry[Any] = Registry("pipelines", self.registries)
         containers: list[Any] = self._containers()
@@ -217,7 +217,7 @@ class Host:
                 kind: [s.name for s in self.registries[kind].specs() if s.plugin == name] for kind in KINDS
             }
             info.components = {k: v for k, v in info.components.items() if v}
-            weights = [w for w in self.weights.names() if self.weights.get(w).plugin == name]
+            weights = [w for w in self.weights.names() if self.weights.plugin_of(w) == name]
             if weights:
                 info.components["weights"] = weights
             pipelines = [s.name for s in self.pipelines.specs() if s.plugin == name]

@@ -12,27 +12,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import torch
 from torch import Tensor, nn
 
+from oml_core.distances import normalise
 from oml_core.errors import OMLError
 from oml_core.protocols import Extractor
 
-
-def normalise(x: Tensor, dim: int = -1, eps: float = 1e-12) -> Tensor:
-    """L2-normalise ``x`` along ``dim``. An all-zero vector stays zero, with finite (zero) gradients.
-
-    OML divided by the norm itself, so a zero vector (a ReLU backbone can output one) became NaN and the NaN
-    spread through the loss into every weight. Clamping the norm at ``eps`` keeps the result and its gradient finite.
-
-    Example:
-        >>> normalise(torch.tensor([[3.0, 4.0], [0.0, 0.0]]))
-        tensor([[0.6000, 0.8000],
-                [0.0000, 0.0000]])
-    """
-    return x / torch.linalg.vector_norm(x, ord=2, dim=dim, keepdim=True).clamp_min(eps)
+if TYPE_CHECKING:
+    from oml_core.host import Host
+    from oml_core.zoo import WeightsRegistry
 
 
 class GeM(nn.Module):
@@ -98,6 +90,8 @@ class ExtractorWithMLP(nn.Module):
         mlp_features: Sequence[int],
         weights: str | Path | None = None,
         train_backbone: bool = False,
+        *,
+        zoo: WeightsRegistry | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(extractor, nn.Module):
@@ -107,10 +101,24 @@ class ExtractorWithMLP(nn.Module):
         self.train_backbone = train_backbone
         self.projection = mlp(int(extractor.feat_dim), self.mlp_features)
         if weights is not None:
-            from oml_core.weights import load_checkpoint, load_weights_into, resolve_weights
+            from oml_core.weights import load_pretrained
 
-            path, _ = resolve_weights(weights)
-            load_weights_into(self, load_checkpoint(path), source=str(path))
+            load_pretrained(self, weights, zoo=zoo)
+
+    @classmethod
+    def from_pretrained(cls, weights: str, *, host: Host | None = None, **overrides: Any) -> ExtractorWithMLP:
+        """The extractor of zoo entry ``weights`` (e.g. ``"vits16_224_mlp_384_inshop"``), built as its plugin
+        registered it; without ``host``, one with the installed plugins is created for the call.
+
+        Example:
+            >>> model = ExtractorWithMLP.from_pretrained("vits16_224_mlp_384_inshop")   # doctest: +SKIP
+        """
+        from oml_core.zoo import create_pretrained
+
+        model = create_pretrained(weights, host=host, **overrides)
+        if not isinstance(model, cls):
+            raise OMLError(f"weights {weights!r} are not for an ExtractorWithMLP (they build a {type(model).__name__})")
+        return model
 
     def forward(self, x: Tensor) -> Tensor:
         with torch.set_grad_enabled(self.train_backbone and torch.is_grad_enabled()):

@@ -10,7 +10,7 @@ import difflib
 import inspect
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar
 
 import attrs
 
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from oml_core.errors import PluginLoadError
 
 T = TypeVar("T")
+E = TypeVar("E")
 
 KINDS: tuple[str, ...] = (
     "extractors",
@@ -157,7 +158,88 @@ class SchedulerChoice(Choice):
     kind: ClassVar[str] = "schedulers"
 
 
-class Registry(Generic[T]):
+class NamedRegistry(Generic[E]):
+    """Named items of one kind, each attributed to the plugin that added it: the common part of the component
+    registries and the weights registry (``oml_core.zoo.WeightsRegistry``).
+
+    Example:
+        >>> names = NamedRegistry("things")
+        >>> with names.registering("my_plugin"):
+        ...     names.put("a", 1)
+        >>> names.get("a"), names.plugin_of("a")
+        (1, 'my_plugin')
+    """
+
+    def __init__(self, kind: str, owner: Registries | None = None) -> None:
+        self.kind = kind
+        self._owner = owner
+        self._items: dict[str, E] = {}
+        self._plugins: dict[str, str] = {}
+        self._current_plugin: str | None = None
+        self.conflicts: list[DuplicateComponentError] = []
+        self.raise_on_duplicate = True
+
+    @contextmanager
+    def registering(self, plugin: str) -> Iterator[Self]:
+        """Attribute the items added inside this block to ``plugin`` (the host does this for each hook)."""
+        previous, self._current_plugin = self._current_plugin, plugin
+        try:
+            yield self
+        finally:
+            self._current_plugin = previous
+
+    @property
+    def current_plugin(self) -> str:
+        return self._current_plugin or "<unknown>"
+
+    def put(self, name: str, item: E) -> None:
+        """Add ``item`` as ``name`` for the current plugin; a second plugin using the same name is a conflict."""
+        plugin = self.current_plugin
+        if name in self._items:
+            error = DuplicateComponentError(self.kind, name, self._plugins[name], plugin)
+            if self.raise_on_duplicate:
+                raise error
+            self.conflicts.append(error)
+            return
+        self._items[name] = item
+        self._plugins[name] = plugin
+
+    def remove_plugin(self, plugin: str) -> None:
+        """Forget every item that ``plugin`` added (used when a plugin turns out to be broken)."""
+        for name in [n for n, p in self._plugins.items() if p == plugin]:
+            del self._items[name], self._plugins[name]
+
+    def plugin_of(self, name: str) -> str:
+        return self._plugins[name]
+
+    def get(self, name: str) -> E:
+        """Return item ``name``, or raise an error that lists the available names."""
+        if name in self._items:
+            return self._items[name]
+        raise UnknownComponentError(self._explain_unknown(name))
+
+    def _explain_unknown(self, name: str) -> str:
+        message = f"unknown {self.kind} {name!r}; available: {', '.join(self.names()) or 'none'}."
+        close = difflib.get_close_matches(name, list(self._items), n=1)
+        return message + (f" Did you mean {close[0]!r}?" if close else "")
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.kind!r}, {self.names()})"
+
+
+class Registry(NamedRegistry[ComponentSpec], Generic[T]):
     """The components of one kind, by name.
 
     Example:
@@ -172,23 +254,6 @@ class Registry(Generic[T]):
         6.0
     """
 
-    def __init__(self, kind: str, owner: Registries | None = None) -> None:
-        self.kind = kind
-        self._owner = owner
-        self._specs: dict[str, ComponentSpec] = {}
-        self._current_plugin: str | None = None
-        self.conflicts: list[DuplicateComponentError] = []
-        self.raise_on_duplicate = True
-
-    @contextmanager
-    def registering(self, plugin: str) -> Iterator[Registry[T]]:
-        """Attribute the components added inside this block to ``plugin`` (the host does this for each hook)."""
-        previous, self._current_plugin = self._current_plugin, plugin
-        try:
-            yield self
-        finally:
-            self._current_plugin = previous
-
     def add(
         self,
         name: str,
@@ -201,33 +266,17 @@ class Registry(Generic[T]):
         """Register component ``name``: ``config`` is a frozen attrs class, ``factory(**config_fields, **runtime)``
         builds it, ``summary`` is one line for ``oml plugins`` and the docs, ``example`` holds config values that
         make a working instance (used by the contract checks and in the docs)."""
-        plugin = self._current_plugin or "<unknown>"
+        plugin = self.current_plugin
         if not attrs.has(config):
             raise OMLError(
                 f"plugin {plugin!r} registered {self.kind} {name!r} with config={config!r}, which is not an attrs class"
             )
-        if name in self._specs:
-            error = DuplicateComponentError(self.kind, name, self._specs[name].plugin, plugin)
-            if self.raise_on_duplicate:
-                raise error
-            self.conflicts.append(error)
-            return
-        self._specs[name] = ComponentSpec(self.kind, name, config, factory, summary, plugin, dict(example or {}))
-
-    def remove_plugin(self, plugin: str) -> None:
-        """Forget every component that ``plugin`` registered (used when a plugin turns out to be broken)."""
-        self._specs = {n: s for n, s in self._specs.items() if s.plugin != plugin}
-
-    def get(self, name: str) -> ComponentSpec:
-        """Return the spec of ``name``, or raise an error that lists the available names and says what to install."""
-        if name in self._specs:
-            return self._specs[name]
-        raise UnknownComponentError(self._explain_unknown(name))
+        self.put(name, ComponentSpec(self.kind, name, config, factory, summary, plugin, dict(example or {})))
 
     def _explain_unknown(self, name: str) -> str:
-        available = ", ".join(sorted(self._specs)) or "none"
+        available = ", ".join(self.names()) or "none"
         message = f"unknown {self.kind} component {name!r}; available: {available}."
-        close = difflib.get_close_matches(name, list(self._specs), n=1)
+        close = difflib.get_close_matches(name, list(self._items), n=1)
         if close:
             message += f" Did you mean {close[0]!r}?"
         dist = distribution_for(self.kind, name)
@@ -257,6 +306,7 @@ class Registry(Generic[T]):
         fields = {f.name: getattr(config, f.name) for f in attrs.fields(spec.config)}
         if self._owner is not None:
             fields = {k: self._owner.build_nested(v) for k, v in fields.items()}
+            runtime = {**self._owner.offered_context(spec.factory, exclude={*fields, *runtime}), **runtime}
         try:
             return spec.factory(**fields, **runtime)  # type: ignore[no-any-return]
         except Exception as exc:
@@ -275,43 +325,48 @@ class Registry(Generic[T]):
         field_names = {f.name for f in attrs.fields(spec.config)}
         unset = {k: v for k, v in context.items() if k in field_names and getattr(config, k) is None}
         config = attrs.evolve(config, **unset)
-        try:
-            parameters = dict(inspect.signature(spec.factory).parameters)
-        except (TypeError, ValueError):  # callables without a signature: offer nothing
-            parameters = {}
-        takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+        parameters, takes_all = _parameters(spec.factory)
         runtime = {k: v for k, v in context.items() if k not in field_names and (takes_all or k in parameters)}
         return self.create(name, config, **runtime)
 
-    def names(self) -> list[str]:
-        return sorted(self._specs)
-
     def specs(self) -> list[ComponentSpec]:
-        return [self._specs[n] for n in self.names()]
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._specs
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.names())
-
-    def __len__(self) -> int:
-        return len(self._specs)
+        return [self._items[n] for n in self.names()]
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {self.names()})"
 
 
+def _parameters(factory: Callable[..., Any]) -> tuple[set[str], bool]:
+    """The keyword names ``factory`` accepts, and whether it takes ``**kwargs``."""
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # callables without a signature: offer nothing
+        return set(), False
+    return set(parameters), any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+
+
 class Registries:
-    """One registry per kind (``registries.losses``, ``registries["losses"]``) plus the config converter that
-    knows their names."""
+    """One registry per kind (``registries.losses``, ``registries["losses"]``), the weights registry
+    (``registries.weights``), and the config converter that knows their names.
+
+    ``context`` holds what factories may ask for by naming it as a keyword parameter: ``zoo`` (the weights
+    registry), so that an extractor created from a config resolves the weights names of this host's plugins.
+    """
 
     def __init__(self, broken: Mapping[str, PluginLoadError] | None = None) -> None:
         from oml_core.config import make_converter
+        from oml_core.zoo import WeightsRegistry
 
         self._broken = broken if broken is not None else {}
         self._by_kind: dict[str, Registry[Any]] = {kind: Registry(kind, self) for kind in KINDS}
+        self.weights = WeightsRegistry(self)
+        self.context: dict[str, Any] = {"zoo": self.weights}
         self.converter = make_converter(self)
+
+    def offered_context(self, factory: Callable[..., Any], *, exclude: set[str]) -> dict[str, Any]:
+        """The context values that ``factory`` names as keyword parameters (never through ``**kwargs``)."""
+        parameters, _ = _parameters(factory)
+        return {k: v for k, v in self.context.items() if k in parameters and k not in exclude}
 
     extractors = property(lambda self: self._by_kind["extractors"])
     pairwise_models = property(lambda self: self._by_kind["pairwise_models"])

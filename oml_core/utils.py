@@ -1,51 +1,8 @@
-"""Small tensor helpers that OML's users call directly (``from oml.utils.misc_torch import pairwise_dist``)."""
+"""Small tensor helpers under the names OML's users call (``from oml.utils.misc_torch import pairwise_dist``);
+they are those of ``oml_core.distances``."""
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor
-
-from oml_core.errors import OMLError
-
-
-def pairwise_dist(x1: Tensor, x2: Tensor, p: int | float = 2) -> Tensor:
-    """All distances between the rows of ``x1`` ``(N, D)`` and ``x2`` ``(M, D)``: ``(N, M)`` (``torch.cdist``, as OML).
-
-    This holds the whole ``N x M`` matrix; for retrieval over large galleries use ``oml_core.retrieval.knn``.
-
-    Example:
-        >>> pairwise_dist(torch.tensor([[0.0, 0.0]]), torch.tensor([[3.0, 4.0], [0.0, 1.0]]))
-        tensor([[5., 1.]])
-    """
-    if x1.ndim != 2 or x2.ndim != 2:
-        raise OMLError(
-            f"pairwise_dist takes two 2-D tensors (N, D) and (M, D), got shapes {tuple(x1.shape)} and {tuple(x2.shape)}"
-        )
-    if x1.shape[1] != x2.shape[1]:
-        raise OMLError(f"pairwise_dist: dimensions differ, {x1.shape[1]} and {x2.shape[1]}")
-    return torch.cdist(x1, x2, p=p)
-
-
-def elementwise_dist(x1: Tensor, x2: Tensor, p: int | float = 2) -> Tensor:
-    """Distances between paired rows ``x1[i]`` and ``x2[i]``: ``(N,)``.
-
-    Example:
-        >>> elementwise_dist(torch.tensor([[0.0, 0.0], [1.0, 1.0]]), torch.tensor([[3.0, 4.0], [1.0, 2.0]]))
-        tensor([5., 1.])
-    """
-    if x1.shape != x2.shape or x1.ndim != 2:
-        raise OMLError(f"elementwise_dist takes two 2-D tensors of the same shape, got {tuple(x1.shape)} and {tuple(x2.shape)}")
-    return torch.linalg.vector_norm(x1 - x2, ord=p, dim=1)
-
-
-def normalise(x: Tensor, p: int | float = 2) -> Tensor:
-    """Rows of ``x`` divided by their ``p``-norm (OML's name).
-
-    Example:
-        >>> normalise(torch.tensor([[3.0, 4.0]]))
-        tensor([[0.6000, 0.8000]])
-    """
-    return x / torch.linalg.vector_norm(x, ord=p, dim=1, keepdim=True).detach()
-
+from oml_core.distances import elementwise_dist, normalise, pairwise_dist
 
 __all__ = ["elementwise_dist", "normalise", "pairwise_dist"]

@@ -1,230 +1,50 @@
-"""The weights zoo: named pretrained checkpoints registered by plugins (``oml_register_weights``), and the safe
-way to use them: download to a cache with a progress bar, verify the full sha256, load with
-``torch.load(weights_only=True)`` or safetensors, strip wrapper prefixes, load strictly.
+"""Loading pretrained weights safely, the one loader every extractor uses (``load_pretrained``).
+
+A weights name is looked up in the weights registry (``oml_core.zoo``) given by the caller (factories receive
+``zoo`` from the registries' context) or in the extractor's own plugin table; the file is fetched and verified by
+``oml_core.downloads``, read with ``torch.load(weights_only=True)``, safetensors, or (OpenAI's CLIP archives) by
+reading the tensors of a TorchScript zip without running any of its code; wrapper prefixes are stripped and the
+state_dict is loaded strictly.
 
 Typical use in an extractor::
 
-    path, entry = resolve_weights("vits16_dino")          # zoo name, URL registered in the zoo, or local path
-    load_weights_into(model, load_checkpoint(path), source=str(path))
+    entry = load_pretrained(self.model, "vits16_dino", arch="vits16", zoo=zoo, table=WEIGHTS)
 """
 
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
-import os
 import pickle
-import re
-import tempfile
-import urllib.error
 import urllib.parse
 import urllib.request
-import warnings
-import weakref
 import zipfile
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import attrs
 import torch
-from tqdm.auto import tqdm
 
-from oml_core.errors import DuplicateComponentError, OMLError, UnknownComponentError
+from oml_core.downloads import (
+    ChecksumMismatchError,
+    DownloadError,
+    WeightsError,
+    cache_dir,
+    fetch,
+    sha256_file,
+)
+from oml_core.errors import OMLError
+from oml_core.zoo import WeightsEntry, WeightsRegistry, is_sha256, table_lookup
 
 if TYPE_CHECKING:
     from oml_core.host import Host
 
-
-@attrs.frozen
-class WeightsEntry:
-    """One named checkpoint: where to get it, its full sha256, which architecture it fits and its transforms."""
-
-    name: str
-    url: str
-    sha256: str
-    arch: str
-    extractor: str
-    transforms: Mapping[str, Any] = attrs.field(factory=dict)
-    summary: str = ""
-    plugin: str = ""
-
-    @property
-    def verified(self) -> bool:
-        """False while the entry carries ``PLACEHOLDER_SHA256`` (it then refuses to download)."""
-        return is_sha256(self.sha256)
-
-
-_LIVE_ZOOS: list[weakref.ref[WeightsZoo]] = []
-
-
-class WeightsZoo:
-    """Named weights, by name.
-
-    Example:
-        >>> zoo = WeightsZoo()
-        >>> zoo.add("vits16_dino", url="https://example/x.pth", sha256="0" * 64, arch="vits16", extractor="vit")
-        >>> zoo.get("vits16_dino").arch
-        'vits16'
-    """
-
-    def __init__(self) -> None:
-        self._entries: dict[str, WeightsEntry] = {}
-        self._current_plugin: str | None = None
-        self.raise_on_duplicate = True
-        self.conflicts: list[DuplicateComponentError] = []
-        # every host's zoo is findable by name lookups that are given no zoo (an extractor built by a registry)
-        _LIVE_ZOOS.append(weakref.ref(self))
-
-    @contextmanager
-    def registering(self, plugin: str) -> Iterator[WeightsZoo]:
-        previous, self._current_plugin = self._current_plugin, plugin
-        try:
-            yield self
-        finally:
-            self._current_plugin = previous
-
-    def add(
-        self,
-        name: str,
-        *,
-        url: str,
-        sha256: str,
-        arch: str,
-        extractor: str,
-        transforms: Mapping[str, Any] | None = None,
-        summary: str = "",
-    ) -> None:
-        """Register checkpoint ``name``; ``extractor`` is the registered extractor that loads it."""
-        plugin = self._current_plugin or "<unknown>"
-        if not (is_sha256(sha256.lower()) or sha256 == PLACEHOLDER_SHA256):
-            raise OMLError(
-                f"plugin {plugin!r} registered weights {name!r} with sha256={sha256!r}: give the full 64-hex-digit "
-                f"sha256 of the file (a prefix or an md5 is not enough), or PLACEHOLDER_SHA256 if it is not known yet"
-            )
-        if name in self._entries:
-            error = DuplicateComponentError("weights", name, self._entries[name].plugin, plugin)
-            if self.raise_on_duplicate:
-                raise error
-            self.conflicts.append(error)
-            return
-        self._entries[name] = WeightsEntry(name, url, sha256.lower(), arch, extractor, dict(transforms or {}), summary, plugin)
-
-    def get(self, name: str) -> WeightsEntry:
-        if name not in self._entries:
-            raise UnknownComponentError(f"unknown weights {name!r}; available: {', '.join(sorted(self._entries)) or 'none'}")
-        return self._entries[name]
-
-    def download(self, name: str, *, progress: bool = True) -> Path:
-        """Download (or find in the cache) the file of weights ``name`` and return its verified path."""
-        entry = self.get(name)
-        return download(entry.url, entry.sha256, name=entry.name, progress=progress)
-
-    def remove_plugin(self, plugin: str) -> None:
-        self._entries = {n: e for n, e in self._entries.items() if e.plugin != plugin}
-
-    def names(self) -> list[str]:
-        return sorted(self._entries)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._entries
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-
-# ================================================================================================ downloads
-# Everything below turns a weights name, URL or path into a verified local file and a plain state_dict.
-
-#: The sha256 of a zoo entry whose full checksum is not known yet. It never matches a file, so such an entry refuses
-#: to download (with a message saying what to do) instead of trusting unverified bytes.
+#: Kept for plugins written against the first zoo: an entry registered with it has no checksum and is refused.
 PLACEHOLDER_SHA256 = "unknown-sha256"
-
-_SHA256_RE = re.compile(r"[0-9a-f]{64}")
-_CHUNK = 1 << 20
-
-
-class WeightsError(OMLError):
-    """A checkpoint could not be found, downloaded, verified or loaded."""
-
-
-class ChecksumMismatchError(WeightsError):
-    """A downloaded file does not have the sha256 it was registered with (the file has been deleted)."""
-
-
-class DownloadError(WeightsError):
-    """A download failed (offline machine, HTTP error, unreachable host...)."""
 
 
 class UnsafeCheckpointError(WeightsError):
     """A checkpoint holds Python objects other than tensors and containers, so it was not unpickled."""
-
-
-def is_sha256(value: str) -> bool:
-    """True for a full, lower-case hex sha256 digest.
-
-    Example:
-        >>> is_sha256("0" * 64), is_sha256(PLACEHOLDER_SHA256)
-        (True, False)
-    """
-    return bool(_SHA256_RE.fullmatch(value))
-
-
-def cache_dir() -> Path:
-    """Where OML keeps downloads: ``$OML_CACHE_DIR``, else ``$XDG_CACHE_HOME/oml``, else ``~/.cache/oml``.
-
-    Example:
-        >>> cache_dir().name in {"oml"} or "OML_CACHE_DIR" in os.environ
-        True
-    """
-    explicit = os.environ.get("OML_CACHE_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "oml"
-
-
-def sha256_file(path: str | Path) -> str:
-    """The sha256 hex digest of a file, read in chunks.
-
-    Example:
-        >>> sha256_file(__file__) == sha256_file(__file__)
-        True
-    """
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _is_url(value: str) -> bool:
-    return urllib.parse.urlparse(value).scheme in {"http", "https", "ftp", "file"}
-
-
-def _file_url_path(url: str) -> Path:
-    return Path(urllib.request.url2pathname(urllib.parse.urlparse(url).path))
-
-
-def _verified_marker(path: Path) -> Path:
-    return path.with_name(path.name + ".sha256")
-
-
-def _already_verified(path: Path, sha256: str) -> bool:
-    """A cached file is trusted again without re-hashing if its marker names the same hash, size and mtime."""
-    marker = _verified_marker(path)
-    if not (path.is_file() and marker.is_file()):
-        return False
-    stat = path.stat()
-    return marker.read_text().split() == [sha256, str(stat.st_size), str(stat.st_mtime_ns)]
-
-
-def _mark_verified(path: Path, sha256: str) -> None:
-    stat = path.stat()
-    _verified_marker(path).write_text(f"{sha256} {stat.st_size} {stat.st_mtime_ns}\n")
 
 
 def download(
@@ -236,91 +56,71 @@ def download(
     progress: bool = True,
     name: str | None = None,
 ) -> Path:
-    """Download ``url`` (``http(s)://`` or ``file://``) into the cache and return the verified local file.
+    """Download ``url`` (``http(s)://`` or ``file://``) into the cache, verified by its full ``sha256``.
 
-    The file goes to ``directory`` (default ``cache_dir()/weights``), is written to a temporary file next to its
-    final name, hashed while it streams, and renamed only if its sha256 equals ``sha256``; on a mismatch the
-    temporary file is deleted and ``ChecksumMismatchError`` says so. A file already in the cache is re-used after
-    checking its hash (once; a marker file remembers the check). ``name`` (the zoo name) only improves messages.
+    The file goes to ``directory`` (default ``cache_dir()/weights/<sha256[:16]>``). See ``oml_core.downloads.fetch``
+    for resume, locking, offline mode and mirrors.
 
     Example:
         >>> path = download("https://dl.fbaipublicfiles.com/dinov2/dinov2_vits14/dinov2_vits14_pretrain.pth",
         ...                 "b938bf1bc15cd2ec0feacfe3a1bb553fe8ea9ca46a7e1d8d00217f29aef60cd9")   # doctest: +SKIP
     """
-    what = f"weights {name!r}" if name else url
     sha256 = sha256.lower()
+    what = f"weights {name!r}" if name else url
     if not is_sha256(sha256):
         raise WeightsError(
-            f"{what} has no verified sha256 (registered value: {sha256!r}), so OML will not download it from {url}. "
-            f"Download the file yourself, check it, and pass its local path instead of the name, e.g. "
-            f"ViTExtractor(weights='/path/to/file.pth', arch=...) or ResnetExtractor(weights='/path/to/file.pth', ...)."
+            f"{what} has no verified sha256 (given: {sha256!r}), so OML will not download it from {url}. Download "
+            f"the file yourself, check it, and pass its local path instead."
         )
-    directory = Path(directory) if directory is not None else cache_dir() / "weights"
     filename = filename or Path(urllib.parse.urlparse(url).path).name or "weights.bin"
-    target = directory / sha256[:16] / filename
-    if target.is_file():
-        if _already_verified(target, sha256):
-            return target
-        actual = sha256_file(target)
-        if actual == sha256:
-            _mark_verified(target, sha256)
-            return target
-        target.unlink()  # a corrupted or tampered cache entry: fetch it again
+    directory = Path(directory) if directory is not None else cache_dir() / "weights" / sha256[:16]
+    return fetch([url], filename, sha256=sha256, directory=directory, name=name, progress=progress)
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=target.parent)
-    tmp = Path(tmp_name)
-    digest = hashlib.sha256()
-    try:
-        with os.fdopen(fd, "wb") as out:
-            try:
-                response = urllib.request.urlopen(url, timeout=60)  # noqa: S310 - scheme checked by the caller
-            except (urllib.error.URLError, OSError, ValueError) as exc:
-                reason = getattr(exc, "reason", exc)
-                raise DownloadError(
-                    f"could not download {what} from {url}: {reason}. If this machine is offline or the URL is blocked, "
-                    f"download the file on another machine, copy it here and pass its local path instead of the name "
-                    f"(e.g. weights='/path/to/{filename}'), or put it at {target} (sha256 {sha256})."
-                ) from None
-            with response:
-                total = response.headers.get("Content-Length") if hasattr(response, "headers") else None
-                with tqdm(
-                    total=int(total) if total and total.isdigit() else None,
-                    unit="B",
-                    unit_scale=True,
-                    unit_divisor=1024,
-                    desc=f"Downloading {filename}",
-                    disable=not progress,
-                    leave=False,
-                ) as bar:
-                    for chunk in iter(lambda: response.read(_CHUNK), b""):
-                        out.write(chunk)
-                        digest.update(chunk)
-                        bar.update(len(chunk))
-        actual = digest.hexdigest()
-        if actual != sha256:
-            tmp.unlink()
-            raise ChecksumMismatchError(
-                f"the file downloaded for {what} from {url} has sha256 {actual}, but {sha256} was expected; "
-                f"the downloaded file was deleted. The file on the server changed or the download was corrupted: "
-                f"try again, and report it to the plugin that registered {name or 'these weights'} if it persists."
-            )
-        os.replace(tmp, target)
-        _mark_verified(target, sha256)
-        return target
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+
+def fetch_entry(entry: WeightsEntry, *, progress: bool = True) -> Path:
+    """The verified local file of zoo entry ``entry`` (downloaded on first use)."""
+    return fetch(entry.urls, entry.filename, sha256=entry.sha256, md5=entry.md5, name=entry.name, progress=progress)
+
+
+def _file_url_path(url: str) -> Path:
+    return Path(urllib.request.url2pathname(urllib.parse.urlparse(url).path))
+
+
+def _is_url(value: str) -> bool:
+    return urllib.parse.urlparse(value).scheme in {"http", "https", "ftp", "file"}
+
+
+def find_entry(
+    name: str, *, zoo: WeightsRegistry | None = None, table: Sequence[WeightsEntry] = ()
+) -> WeightsEntry | None:
+    """The entry for a weights name or URL: first in ``zoo`` (a host's weights registry), then in ``table`` (the
+    calling plugin's own weights table), else None.
+
+    Example:
+        >>> find_entry("nothing") is None
+        True
+    """
+    if zoo is not None:
+        if name in zoo:
+            return zoo.get(name)
+        by_url = zoo.by_url(name)
+        if by_url is not None:
+            return by_url
+    found = table_lookup(table, name)
+    return found or next((e for e in table if name in e.urls), None)
 
 
 def resolve_weights(
-    weights: str | Path, *, zoo: WeightsZoo | None = None, progress: bool = True
+    weights: str | Path,
+    *,
+    zoo: WeightsRegistry | None = None,
+    table: Sequence[WeightsEntry] = (),
+    progress: bool = True,
 ) -> tuple[Path, WeightsEntry | None]:
-    """Turn what a user passed as ``weights`` into a local file: a zoo name (downloaded and verified), a
-    ``file://`` or ``http(s)://`` URL registered in the zoo, or a path to an existing file.
+    """Turn what a user passed as ``weights`` into a local file: a weights name (downloaded and verified), a URL
+    registered for an entry, or a path (or ``file://`` URL) to an existing file.
 
-    Returns the path and the zoo entry (None for a plain path). Without ``zoo``, the zoo of the installed plugins
-    (``default_zoo()``) is used.
+    Returns the path and the zoo entry (None for a plain path).
 
     Example:
         >>> resolve_weights(__file__)[1] is None
@@ -330,107 +130,45 @@ def resolve_weights(
     path = Path(text).expanduser()
     if path.is_file():
         return path, None
-    if text.startswith("file://") and _file_url_path(text).is_file() and (zoo is None or not _entry_by_url(zoo, text)):
+    found = find_entry(text, zoo=zoo, table=table)
+    if found is not None:
+        return fetch_entry(found, progress=progress), found
+    if text.startswith("file://") and _file_url_path(text).is_file():
         return _file_url_path(text), None
-    if zoo is None:
-        zoo = find_zoo(text) or default_zoo()
-    entry = zoo._entries.get(text) or _entry_by_url(zoo, text)
-    if entry is not None:
-        return download(entry.url, entry.sha256, name=entry.name, progress=progress), entry
     if _is_url(text):
         raise WeightsError(
             f"weights {text!r} is a URL that no installed plugin registered, so its checksum is unknown. Download it "
             f"with oml_core.weights.download(url, sha256=...) or by hand and pass the local path."
         )
-    hint = difflib.get_close_matches(text, zoo.names(), n=1)
+    known = sorted({*(zoo.names() if zoo is not None else []), *(e.name for e in table)})
+    hint = difflib.get_close_matches(text, known, n=1)
     raise WeightsError(
         f"weights {text!r} is neither an existing file nor a known weights name"
         + (f" (did you mean {hint[0]!r}?)" if hint else "")
-        + f". Known names: {', '.join(zoo.names()) or 'none (install oml-vit or oml-resnet)'}."
+        + f". Known names: {', '.join(known) or 'none'} (`oml zoo list` shows every installed plugin's weights)."
     )
-
-
-_PLUGIN_ZOOS: dict[str, WeightsZoo] = {}
-
-
-def plugin_zoo(plugin: str, register: Callable[[WeightsZoo], None], name: str | Path) -> WeightsZoo | None:
-    """A plugin's own zoo (built once from its ``oml_register_weights``) if it knows ``name``, else None, so that a
-    plugin resolves its own weight names without starting a host.
-
-    Example:
-        >>> from oml_vit.plugin import oml_register_weights   # doctest: +SKIP
-        >>> plugin_zoo("oml_vit", oml_register_weights, "vits16_dino")   # doctest: +SKIP
-    """
-    zoo = _PLUGIN_ZOOS.get(plugin)
-    if zoo is None:
-        zoo = WeightsZoo()
-        with zoo.registering(plugin):
-            register(zoo)
-        _PLUGIN_ZOOS[plugin] = zoo
-    return zoo if str(name) in zoo else None
-
-
-def find_zoo(name: str) -> WeightsZoo | None:
-    """The most recently created zoo (of any host alive) that knows weights ``name``, or None.
-
-    This is how ``ViTExtractor("my_weights", ...)`` finds weights that a local plugin registered in the host that
-    builds the extractor, although the extractor is not given the host.
-    """
-    for ref in reversed(_LIVE_ZOOS):
-        zoo = ref()
-        if zoo is not None and name in zoo:
-            return zoo
-    _LIVE_ZOOS[:] = [ref for ref in _LIVE_ZOOS if ref() is not None]
-    return None
-
-
-def _entry_by_url(zoo: WeightsZoo, url: str) -> WeightsEntry | None:
-    return next((e for e in zoo._entries.values() if e.url == url), None)
-
-
-_DEFAULT_HOST: Host | None = None
-
-
-def default_host() -> Host:
-    """A non-strict host with the built-ins and every installed plugin, built once on first use; extractors use
-    its weights zoo and transforms when they are given a weights name outside a program's own host."""
-    global _DEFAULT_HOST
-    if _DEFAULT_HOST is None:
-        from oml_core.host import Host
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # a broken plugin is reported by `oml plugins`, not here
-            _DEFAULT_HOST = Host(strict=False)
-    return _DEFAULT_HOST
-
-
-def default_zoo() -> WeightsZoo:
-    """The weights registered by the built-ins and every installed plugin (see ``default_host``).
-
-    Example:
-        >>> isinstance(default_zoo(), WeightsZoo)
-        True
-    """
-    return default_host().weights
 
 
 def get_transforms_for_pretrained(name: str, *, host: Host | None = None) -> tuple[Any, Callable[[str | Path], Any]]:
     """The transforms (and an image reader) that the pretrained weights ``name`` expect, as OML returns them:
     ``transforms, im_reader = get_transforms_for_pretrained("vits16_dino")``.
 
-    The zoo entry holds a transforms spec (``{"type": <transforms component>, ...options}``), built with the
-    transforms registry of ``host`` (default: ``default_host()``). The reader is ``oml_core.data.read_image``.
+    Without ``host``, a host with the installed plugins is created for this call (nothing is kept).
 
     Example:
         >>> transforms, _ = get_transforms_for_pretrained("vits16_dino")   # doctest: +SKIP
     """
-    host = host if host is not None else default_host()
+    from oml_core.data.transforms import build_transforms
+
+    if host is None:
+        from oml_core.host import Host
+
+        host = Host(strict=False)
     entry = host.weights.get(name)
-    spec = dict(entry.transforms)
-    kind = spec.pop("type", None)
-    if not isinstance(kind, str):
+    spec = entry.transforms
+    if not spec:
         raise WeightsError(f"weights {name!r} (plugin {entry.plugin!r}) registered no transforms")
-    return host.registries.transforms.create(kind, spec), _read_rgb
+    return build_transforms(host, spec if isinstance(spec, (list, tuple)) else [spec]), _read_rgb
 
 
 def _read_rgb(path: str | Path) -> Any:
@@ -654,3 +392,90 @@ def save_safetensors(state_dict: Mapping[str, torch.Tensor], path: str | Path, m
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata=dict(metadata or {}))
     return path
+
+
+# ================================================================================================ the one loader
+def read_state_dict(path: str | Path, entry: WeightsEntry | None = None) -> dict[str, torch.Tensor]:
+    """The state_dict in ``path``: OpenAI's CLIP TorchScript archive when the entry (or the file) says so, else a
+    torch checkpoint or safetensors file (``load_checkpoint``).
+
+    Example:
+        >>> read_state_dict("ViT-B-16.pt")["visual.proj"].dtype   # doctest: +SKIP
+        torch.float32
+    """
+    path = Path(path)
+    if (entry is not None and entry.format == "clip_torchscript") or _is_torchscript(path):
+        from oml_core.torchscript_tensors import read_torchscript_tensors
+
+        return read_torchscript_tensors(path)
+    return load_checkpoint(path)
+
+
+def _is_torchscript(path: Path) -> bool:
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+    return any(n.endswith("/constants.pkl") for n in names) and any(n.count("/") >= 2 and "/code/" in n for n in names)
+
+
+def load_pretrained(
+    module: torch.nn.Module,
+    weights: str | Path,
+    *,
+    arch: str | None = None,
+    zoo: WeightsRegistry | None = None,
+    table: Sequence[WeightsEntry] = (),
+    prepare: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
+    skip: Callable[[str], bool] | None = None,
+    progress: bool = True,
+) -> WeightsEntry | None:
+    """Load ``weights`` (a weights name, a registered URL, or a path) into ``module`` strictly: the loader every
+    extractor uses. Returns the zoo entry (None for a plain file).
+
+    ``arch`` is checked against the entry's; ``prepare`` adapts the state_dict before loading (taking CLIP's
+    ``visual.`` part, resizing position embeddings); ``skip(key)`` drops keys the module does not hold (a
+    classifier removed from a ResNet). Wrapper prefixes (``model.``, ``module.encoder_q.``) are stripped.
+
+    Example:
+        >>> layer = torch.nn.Linear(2, 2)
+        >>> torch.save(layer.state_dict(), "/tmp/linear.pth")
+        >>> load_pretrained(torch.nn.Linear(2, 2), "/tmp/linear.pth") is None
+        True
+    """
+    path, entry = resolve_weights(weights, zoo=zoo, table=table, progress=progress)
+    if entry is not None and arch is not None and entry.arch != arch:
+        raise OMLError(f"weights {entry.name!r} are for arch {entry.arch!r}, not {arch!r}: use arch={entry.arch!r}")
+    state_dict = read_state_dict(path, entry)
+    state_dict, _ = strip_prefix(state_dict, module.state_dict())
+    if prepare is not None:
+        state_dict = prepare(state_dict)
+    source = f"{weights} ({path})" if entry is not None else str(path)
+    load_weights_into(module, state_dict, source=source, skip=skip)
+    return entry
+
+
+__all__ = [
+    "PLACEHOLDER_SHA256",
+    "ChecksumMismatchError",
+    "DownloadError",
+    "UnsafeCheckpointError",
+    "WeightsEntry",
+    "WeightsError",
+    "WeightsRegistry",
+    "cache_dir",
+    "download",
+    "fetch_entry",
+    "find_entry",
+    "get_transforms_for_pretrained",
+    "is_sha256",
+    "load_checkpoint",
+    "load_pretrained",
+    "load_weights_into",
+    "read_state_dict",
+    "resolve_weights",
+    "save_safetensors",
+    "sha256_file",
+    "strip_prefix",
+    "unwrap_state_dict",
+]

@@ -732,19 +732,20 @@ def components_page(host: Any, documented: set[str], pipelines: list[tuple[str, 
     out += ["", "## Pretrained weights {#weights}", ""]
     out += [
         "Names for the `weights:` option of the extractors (and for `oml embed --weights`, `oml index --model`). Files "
-        "are downloaded once into `~/.cache/oml` (or `$OML_CACHE_DIR`), checked against their full sha256 and loaded "
-        "with `weights_only=True`. Entries whose checksum is still pending refuse to download; pass a local file "
-        "path as `weights:` instead.",
+        "are downloaded once into `~/.cache/oml/weights` (or `$OML_CACHE_DIR/weights`), checked against their full "
+        "sha256, or against the md5 prefix the publisher gives (the file's sha256 is then recorded in the cache), and "
+        "loaded with `weights_only=True`. `oml zoo show NAME` prints an entry's model card; see docs/zoo.md.",
         "",
-        "| name | extractor | arch | checksum | what |",
-        "| --- | --- | --- | --- | --- |",
+        "| name | extractor | arch | dim | checksum | what |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for name in host.weights.names():
         entry = host.weights.get(name)
         if entry.plugin not in documented:
             continue
-        checksum = "sha256 verified" if entry.verified else "pending"
-        out.append(f"| `{name}` | `{entry.extractor}` | `{entry.arch}` | {checksum} | {cell(md(entry.summary))} |")
+        checksum = "sha256" if entry.sha256 else "md5 prefix, then sha256 recorded"
+        dim = entry.embedding_size or ""
+        out.append(f"| `{name}` | `{entry.extractor}` | `{entry.arch}` | {dim} | {checksum} | {cell(md(entry.summary))} |")
     check_supplement(COMPONENT_FIELD_DOCS, used_docs, "COMPONENT_FIELD_DOCS")
     return "\n".join(out) + "\n"
 

@@ -59,3 +59,6 @@ def oml_register_cli_commands(commands: CommandRegistry) -> None:
         configure=_configure_config_check,
         run=_config_check,
     )
+    from oml_core.builtin.zoo_commands import add_zoo_commands
+
+    add_zoo_commands(commands)

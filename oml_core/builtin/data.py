@@ -97,6 +97,32 @@ class NormResizeConfig:
 
 
 @attrs.frozen(kw_only=True)
+class NormResizeHypvitConfig:
+    """``norm_resize_hypvit_torch``: shorter side to ``im_size`` (bicubic), centre crop ``crop_size``, normalise."""
+
+    im_size: int = 224
+    crop_size: int = 224
+    mean: tuple[float, float, float] = _MEAN
+    std: tuple[float, float, float] = _STD
+
+
+@attrs.frozen(kw_only=True)
+class NormResizeAlbuConfig:
+    """``norm_resize_albu``: longer side to ``im_size``, pad to a white square, normalise (OML's albumentations preset)."""
+
+    im_size: int = 224
+    mean: tuple[float, float, float] = _MEAN
+    std: tuple[float, float, float] = _STD
+
+
+@attrs.frozen(kw_only=True)
+class ImSizeConfig:
+    """``im_size``: the side of the square the image ends as."""
+
+    im_size: int = 224
+
+
+@attrs.frozen(kw_only=True)
 class AugsConfig:
     """``augs_torch``: random resized crop (area ``min_scale``-1), flip, mild colour jitter, to tensor, normalise."""
 
@@ -151,6 +177,22 @@ def _norm_resize(**kw: Any) -> Any:
 
 def _augs(**kw: Any) -> Any:
     return _transforms().get_augs_torch(**kw)
+
+
+def _norm_resize_hypvit(**kw: Any) -> Any:
+    return _transforms().get_normalisation_resize_hypvit(**kw)
+
+
+def _norm_resize_albu(**kw: Any) -> Any:
+    return _transforms().get_normalisation_resize_albu(**kw)
+
+
+def _norm_resize_albu_clip(**kw: Any) -> Any:
+    return _transforms().get_normalisation_resize_albu_clip(**kw)
+
+
+def _unicom(**kw: Any) -> Any:
+    return _transforms().get_unicom_transforms(**kw)
 
 
 @hookimpl
@@ -211,6 +253,34 @@ def oml_register_transforms(registry: Registry[Any]) -> None:
         config=NormResizeConfig,
         factory=_norm_resize,
         summary="preset: resize to im_size, to tensor, normalise (inference)",
+        example={"im_size": 32},
+    )
+    add(
+        "norm_resize_hypvit_torch",
+        config=NormResizeHypvitConfig,
+        factory=_norm_resize_hypvit,
+        summary="preset: shorter side to im_size (bicubic), centre crop, normalise (DINOv2, ResNet, OML ViT checkpoints)",
+        example={"im_size": 36, "crop_size": 32},
+    )
+    add(
+        "norm_resize_albu",
+        config=NormResizeAlbuConfig,
+        factory=_norm_resize_albu,
+        summary="preset: longer side to im_size, pad to a white square, normalise (OML's albumentations preset)",
+        example={"im_size": 32},
+    )
+    add(
+        "norm_resize_albu_clip",
+        config=ImSizeConfig,
+        factory=_norm_resize_albu_clip,
+        summary="preset: norm_resize_albu with CLIP's statistics (CLIP checkpoints)",
+        example={"im_size": 32},
+    )
+    add(
+        "unicom_transforms",
+        config=ImSizeConfig,
+        factory=_unicom,
+        summary="preset: shorter side to im_size (bicubic), centre crop, CLIP normalisation (Unicom checkpoints)",
         example={"im_size": 32},
     )
     add(

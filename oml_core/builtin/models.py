@@ -36,9 +36,9 @@ class ExtractorWithMLPConfig:
 
 
 def _create_extractor_with_mlp(
-    extractor: Any, mlp_features: tuple[int, ...], weights: str | None, train_backbone: bool
+    extractor: Any, mlp_features: tuple[int, ...], weights: str | None, train_backbone: bool, zoo: Any = None
 ) -> ExtractorWithMLP:
-    return ExtractorWithMLP(extractor, list(mlp_features), weights=weights, train_backbone=train_backbone)
+    return ExtractorWithMLP(extractor, list(mlp_features), weights=weights, train_backbone=train_backbone, zoo=zoo)
 
 
 def _create_simple_cnn(channels: tuple[int, ...], normalise_features: bool) -> SimpleCNNExtractor:
@@ -65,19 +65,55 @@ def oml_register_extractors(registry: Registry[Any]) -> None:
 
 # ================================================================================================ oml export
 def _configure_export(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", help="a checkpoint file (.pth, .ckpt, .pt, .safetensors) or a weights name")
-    parser.add_argument("--out", required=True, help="the .safetensors file to write")
+    parser.add_argument(
+        "checkpoint",
+        help="what to export: a run directory (oml train's), a weights name (vits16_dino), or a checkpoint file "
+        "(.pth, .ckpt, .pt, .safetensors; with --extractor for onnx/torchscript)",
+    )
+    parser.add_argument("--out", required=True, help="the file to write: *.onnx, *.pt (TorchScript) or *.safetensors")
+    parser.add_argument(
+        "--format", choices=["onnx", "torchscript", "safetensors"], default=None, help="default: from the suffix of --out"
+    )
     parser.add_argument(
         "--strip-prefix", default="", metavar="PREFIX", help="remove this prefix from the keys (e.g. 'model.'); drop other keys"
     )
+    parser.add_argument("--extractor", default=None, help="registered extractor a checkpoint file is for (onnx/torchscript)")
+    parser.add_argument("--arch", default=None, help="its architecture (e.g. vits16)")
+    parser.add_argument("--im-size", type=int, default=224, help="input size of the exported graph for a checkpoint file")
+    parser.add_argument("--no-check", action="store_true", help="do not compare the exported model with PyTorch")
 
 
 def _export(args: argparse.Namespace, host: Host) -> int:
-    from oml_core.weights import load_checkpoint, resolve_weights, save_safetensors
+    from oml_core.export import export_model, format_for, source_from_checkpoint, source_from_run, source_from_weights
 
     out = Path(args.out)
-    if out.suffix != ".safetensors":
-        raise OMLError(f"oml export: --out must end with .safetensors, got {out}")
+    fmt = format_for(out, args.format)
+    target = Path(args.checkpoint)
+    if target.is_dir():
+        source = source_from_run(target, host)
+    elif args.checkpoint in host.weights and not target.is_file():
+        source = source_from_weights(args.checkpoint, host)
+    elif args.extractor is not None:
+        options = {"arch": args.arch} if args.arch else {}
+        source = source_from_checkpoint(target, host, args.extractor, options, args.im_size)
+    elif fmt == "safetensors":
+        return _convert_to_safetensors(args, host, out)
+    else:
+        raise OMLError(
+            f"oml export: to write {fmt} from the checkpoint file {target}, say which extractor it is for, e.g. "
+            f"--extractor vit --arch vits16 (or export a run directory or a weights name)"
+        )
+    export_model(source, out, fmt, check=not args.no_check)
+    from oml_core.export import card_path
+
+    print(f"wrote {out} ({fmt}, input {source.image_size}x{source.image_size}, dynamic batch) and {card_path(out)}")
+    return 0
+
+
+def _convert_to_safetensors(args: argparse.Namespace, host: Host, out: Path) -> int:
+    """A checkpoint's tensors as safetensors (no architecture needed), optionally without a wrapper prefix."""
+    from oml_core.weights import load_checkpoint, resolve_weights, save_safetensors
+
     path, entry = resolve_weights(args.checkpoint, zoo=host.weights)
     state_dict = load_checkpoint(path)
     if args.strip_prefix:
@@ -255,7 +291,7 @@ def _write_embeddings(embeddings: torch.Tensor, config: EmbedConfig, paths: list
 def oml_register_cli_commands(commands: CommandRegistry) -> None:
     commands.add(
         "export",
-        help="convert a checkpoint (or weights name) to .safetensors, loading it safely (weights_only)",
+        help="export a run, a weights name or a checkpoint as ONNX, TorchScript or safetensors, with a model card",
         configure=_configure_export,
         run=_export,
     )

@@ -60,3 +60,7 @@ MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 #: Colour of the background that transparent images are put on when read as RGB.
 PAD_COLOR: tuple[int, int, int] = (255, 255, 255)
+
+#: CLIP's normalisation statistics (OpenAI CLIP, ruCLIP and Unicom preprocessing)
+MEAN_CLIP: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073)
+STD_CLIP: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from oml_core.data.const import MEAN, STD
+from oml_core.data.const import MEAN, MEAN_CLIP, PAD_COLOR, STD, STD_CLIP
 from oml_core.errors import OMLError
 
 if TYPE_CHECKING:
@@ -112,14 +112,16 @@ def _check_interpolation(value: str, name: str) -> str:
     return value
 
 
-def _resize(image: ImageOrTensor, size_hw: tuple[int, int], interpolation: str) -> ImageOrTensor:
+def _resize(image: ImageOrTensor, size_hw: tuple[int, int], interpolation: str, antialias: bool = True) -> ImageOrTensor:
     height, width = size_hw
     if isinstance(image, Image.Image):
-        return image.resize((width, height), resample=_PIL_RESAMPLING[interpolation])
+        if antialias:
+            return image.resize((width, height), resample=_PIL_RESAMPLING[interpolation])
+        image = (to_tensor(image) * 255).round().to(torch.uint8)  # OpenCV-style: interpolate the 8-bit pixels as they are
     uint8 = image.dtype == torch.uint8
     batch = image.float()[None] if uint8 else image[None]
     mode = _TORCH_MODES[interpolation]
-    antialias = mode in ("bilinear", "bicubic")
+    antialias = antialias and mode in ("bilinear", "bicubic")
     kwargs: dict[str, Any] = {"antialias": True, "align_corners": False} if antialias else {}
     out = F.interpolate(batch, size=(height, width), mode=mode, **kwargs)[0]
     return _round_to_uint8(out) if uint8 else out
@@ -192,7 +194,8 @@ class Compose:
 
 class Resize:
     """Resize to ``size`` (int: square, or ``(height, width)``); with ``keep_aspect=True`` scale the longer side to
-    fit and pad the rest (centred) with ``fill`` (a grey level 0-255).
+    fit and pad the rest (centred) with ``fill`` (a grey level 0-255). ``antialias=False`` interpolates the pixels
+    without low-pass filtering, as OpenCV (and so albumentations) does; the image then becomes a uint8 tensor.
 
     Example:
         >>> Resize((20, 10))(Image.new("RGB", (40, 40))).size
@@ -202,9 +205,16 @@ class Resize:
     """
 
     def __init__(
-        self, size: int | Sequence[int], *, keep_aspect: bool = False, interpolation: Interpolation = "bilinear", fill: int = 0
+        self,
+        size: int | Sequence[int],
+        *,
+        keep_aspect: bool = False,
+        interpolation: Interpolation = "bilinear",
+        fill: int = 0,
+        antialias: bool = True,
     ) -> None:
         self.size = _pair(size, "Resize")
+        self.antialias = antialias
         self.keep_aspect = keep_aspect
         self.interpolation = _check_interpolation(interpolation, "Resize")
         if not 0 <= fill <= 255:
@@ -213,14 +223,41 @@ class Resize:
 
     def __call__(self, image: ImageOrTensor) -> ImageOrTensor:
         if not self.keep_aspect:
-            return _resize(image, self.size, self.interpolation)
+            return _resize(image, self.size, self.interpolation, self.antialias)
         height, width = _size_hw(image)
         scale = min(self.size[0] / height, self.size[1] / width)
         inner = (max(1, min(self.size[0], round(height * scale))), max(1, min(self.size[1], round(width * scale))))
-        return _pad_to(_resize(image, inner, self.interpolation), self.size, self.fill)
+        return _pad_to(_resize(image, inner, self.interpolation, self.antialias), self.size, self.fill)
 
     def __repr__(self) -> str:
         return f"Resize(size={self.size}, keep_aspect={self.keep_aspect}, interpolation={self.interpolation!r}, fill={self.fill})"
+
+
+class ResizeShorterSide:
+    """Scale the image so that its shorter side is ``size`` (the longer one keeps the aspect ratio, truncated as
+    torchvision's ``Resize(int)`` does): the first step of the evaluation preprocessing of DINOv2, CLIP and Unicom.
+
+    Example:
+        >>> ResizeShorterSide(20)(Image.new("RGB", (40, 10))).size
+        (80, 20)
+    """
+
+    def __init__(self, size: int, *, interpolation: Interpolation = "bicubic") -> None:
+        if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+            raise OMLError(f"ResizeShorterSide: size must be a positive int, got {size!r}")
+        self.size = size
+        self.interpolation = _check_interpolation(interpolation, "ResizeShorterSide")
+
+    def __call__(self, image: ImageOrTensor) -> ImageOrTensor:
+        height, width = _size_hw(image)
+        if height <= width:
+            new = (self.size, int(self.size * width / height))
+        else:
+            new = (int(self.size * height / width), self.size)
+        return _resize(image, new, self.interpolation)
+
+    def __repr__(self) -> str:
+        return f"ResizeShorterSide(size={self.size}, interpolation={self.interpolation!r})"
 
 
 class CenterCrop:
@@ -532,6 +569,53 @@ def get_normalisation_resize_torch(im_size: int, mean: TNormParam = MEAN, std: T
     return Compose([Resize((im_size, im_size)), ToTensor(), Normalize(mean=mean, std=std)])
 
 
+def get_normalisation_resize_hypvit(
+    im_size: int = 224, crop_size: int = 224, mean: TNormParam = MEAN, std: TNormParam = STD
+) -> Compose:
+    """Shorter side to ``im_size`` (bicubic), centre crop ``crop_size``, to tensor, normalise: OML's
+    ``norm_resize_hypvit_torch``, the preprocessing of DINOv2, ResNets and OML's ViT checkpoints.
+
+    Example:
+        >>> get_normalisation_resize_hypvit(32, 28)(Image.new("RGB", (100, 80))).shape
+        torch.Size([3, 28, 28])
+    """
+    return Compose([ResizeShorterSide(im_size), CenterCrop(crop_size), ToTensor(), Normalize(mean=mean, std=std)])
+
+
+def get_normalisation_resize_albu(im_size: int, mean: TNormParam = MEAN, std: TNormParam = STD) -> Compose:
+    """Longer side to ``im_size`` (bilinear without antialiasing, as OpenCV), pad to a square with white (OML's
+    ``PAD_COLOR``), to tensor, normalise: what OML's ``norm_resize_albu`` does with albumentations, in plain torch
+    (pixels within 2 grey levels of OpenCV's fixed-point arithmetic).
+
+    Example:
+        >>> get_normalisation_resize_albu(32)(Image.new("RGB", (100, 50))).shape
+        torch.Size([3, 32, 32])
+    """
+    resize = Resize(im_size, keep_aspect=True, fill=PAD_COLOR[0], antialias=False)
+    return Compose([resize, ToTensor(), Normalize(mean=mean, std=std)])
+
+
+def get_normalisation_resize_albu_clip(im_size: int) -> Compose:
+    """``get_normalisation_resize_albu`` with CLIP's normalisation statistics (OML's ``norm_resize_albu_clip``).
+
+    Example:
+        >>> get_normalisation_resize_albu_clip(32)(Image.new("RGB", (10, 50))).shape
+        torch.Size([3, 32, 32])
+    """
+    return get_normalisation_resize_albu(im_size, mean=MEAN_CLIP, std=STD_CLIP)
+
+
+def get_unicom_transforms(im_size: int = 224) -> Compose:
+    """Unicom's preprocessing: shorter side to ``im_size`` (bicubic), centre crop, CLIP normalisation (OML's
+    ``unicom_transforms``).
+
+    Example:
+        >>> get_unicom_transforms(32)(Image.new("RGB", (64, 48))).shape
+        torch.Size([3, 32, 32])
+    """
+    return get_normalisation_resize_hypvit(im_size, im_size, mean=MEAN_CLIP, std=STD_CLIP)
+
+
 def get_augs_torch(
     im_size: int,
     mean: TNormParam = MEAN,
@@ -612,6 +696,7 @@ __all__ = [
     "RandomHorizontalFlip",
     "RandomResizedCrop",
     "Resize",
+    "ResizeShorterSide",
     "ToTensor",
     "adjust_brightness",
     "adjust_contrast",
@@ -619,8 +704,12 @@ __all__ = [
     "adjust_saturation",
     "build_transforms",
     "get_augs_torch",
+    "get_normalisation_resize_albu",
+    "get_normalisation_resize_albu_clip",
+    "get_normalisation_resize_hypvit",
     "get_normalisation_resize_torch",
     "get_normalisation_torch",
+    "get_unicom_transforms",
     "hsv_to_rgb",
     "rgb_to_grayscale",
     "rgb_to_hsv",

@@ -18,6 +18,7 @@ Example:
 
 from typing import TYPE_CHECKING, Any
 
+from oml_core.distances import pairwise_dist
 from oml_core.retrieval._search import RetrievalError
 from oml_core.retrieval.knn import fnmr_at_fmr, knn
 from oml_core.retrieval.metrics import (
@@ -37,7 +38,6 @@ from oml_core.retrieval.metrics import (
 )
 from oml_core.retrieval.postprocessors import AlphaQueryExpansion, AverageQueryExpansion, DistanceThreshold
 from oml_core.retrieval.results import RetrievalResults
-from oml_core.utils import pairwise_dist
 
 if TYPE_CHECKING:
     from oml_core.retrieval.embedding_metrics import AccumulatedItems, EmbeddingMetrics

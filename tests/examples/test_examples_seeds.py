@@ -107,37 +107,33 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mock_dataset: Path)
 def point_zoo_entry(monkeypatch: pytest.MonkeyPatch, plugin: Any, plugin_name: str, name: str, path: Path, sha: str) -> None:
     """For this test only, the plugin's zoo entry ``name`` downloads ``path`` (a ``file://`` URL) with ``sha``.
 
-    The plugin's ``WEIGHTS`` table gets the new URL and sha256, and the plugin's own zoo (which its extractors consult
-    first, see ``oml_core.weights.plugin_zoo``) is rebuilt from it; both are restored afterwards.
+    The plugin's weights table (``<plugin>.pretrained.WEIGHTS``, which its extractors and its registration hook
+    read) gets the new URL and sha256; it is restored afterwards.
     """
-    from oml_core import weights
+    import attrs
 
-    arch, _, _, summary = plugin.WEIGHTS[name]
-    monkeypatch.setitem(plugin.WEIGHTS, name, (arch, path.as_uri(), sha, summary))
-    zoo = weights.WeightsZoo()
-    with zoo.registering(plugin_name):
-        plugin.oml_register_weights(zoo)
-    assert zoo.get(name).url == path.as_uri() and zoo.get(name).verified
-    monkeypatch.setitem(weights._PLUGIN_ZOOS, plugin_name, zoo)
+    table = plugin.pretrained.WEIGHTS
+    patched = tuple(attrs.evolve(e, urls=(path.as_uri(),), sha256=sha) if e.name == name else e for e in table)
+    monkeypatch.setattr(plugin.pretrained, "WEIGHTS", patched)
 
 
 @pytest.fixture
 def served_vit(vit_checkpoint: tuple[Path, str, dict[str, torch.Tensor]], monkeypatch: pytest.MonkeyPatch, workdir: Path):
     """Point the zoo entry ``vits16_dino`` at the local checkpoint (file:// URL, its real sha256)."""
-    import oml_vit.plugin
+    import oml_vit.pretrained
 
     path, sha, state = vit_checkpoint
-    point_zoo_entry(monkeypatch, oml_vit.plugin, "oml_vit", "vits16_dino", path, sha)
+    point_zoo_entry(monkeypatch, oml_vit, "oml_vit", "vits16_dino", path, sha)
     return sha, state
 
 
 @pytest.fixture
 def served_moco(moco_checkpoint: tuple[Path, str, dict[str, torch.Tensor]], monkeypatch: pytest.MonkeyPatch, workdir: Path):
     """Point the zoo entry ``resnet50_moco_v2`` at the local checkpoint (file:// URL, its real sha256)."""
-    import oml_resnet.plugin
+    import oml_resnet.pretrained
 
     path, sha, state = moco_checkpoint
-    point_zoo_entry(monkeypatch, oml_resnet.plugin, "oml_resnet", "resnet50_moco_v2", path, sha)
+    point_zoo_entry(monkeypatch, oml_resnet, "oml_resnet", "resnet50_moco_v2", path, sha)
     return sha, state
 
 
@@ -148,7 +144,7 @@ def run_example(name: str) -> dict[str, Any]:
 
 def assert_downloaded(workdir: Path, sha: str, filename: str) -> None:
     """The weights came through the download path: a verified copy (and its checksum marker) is in the cache."""
-    cached = workdir.parent / "cache" / "weights" / sha[:16] / filename
+    cached = workdir.parent / "cache" / "weights" / filename
     assert cached.is_file() and hashlib.sha256(cached.read_bytes()).hexdigest() == sha
     assert cached.with_name(filename + ".sha256").read_text().split()[0] == sha
 
@@ -289,7 +285,7 @@ def test_seed000_trains_vit_with_triplets_and_prints_last_logs(served_vit, workd
     sha, state = served_vit
     g = run_example("seed000_training.py")
     out = capsys.readouterr().out.splitlines()
-    assert_downloaded(workdir, sha, VIT_FILE)
+    assert_downloaded(workdir, sha, "vits16_dino.ckpt")
     sampler, train_loader, criterion = g["sampler"], g["train_loader"], g["criterion"]
 
     assert g["df_train"].shape == (192, 5) and len(g["train_dataset"]) == 192
@@ -325,7 +321,7 @@ def test_seed001_lightning_validates_every_epoch_and_reloads_the_checkpoint(serv
 
     sha, state = served_vit
     g = run_example("seed001_lightning.py")
-    assert_downloaded(workdir, sha, VIT_FILE)
+    assert_downloaded(workdir, sha, "vits16_dino.ckpt")
     callback, pl_model, logger = g["metric_callback"], g["pl_model"], g["logger"]
 
     # 5 epochs, validated after each; the last metrics equal a slow recomputation with the trained model
@@ -420,7 +416,7 @@ def test_seed001_sql_example_through_the_sql_store_and_retrieval_results(workdir
 def test_seed001_postprocessing_parts(served_vit, workdir: Path) -> None:
     sha, state = served_vit
     g = run_example("seed001_postprocessing.py")
-    assert_downloaded(workdir, sha, VIT_FILE)
+    assert_downloaded(workdir, sha, "vits16_dino.ckpt")
     extractor, transform = g["extractor"], g["transform"]
     assert_same_weights(extractor.model, state)
 
@@ -448,7 +444,7 @@ def test_seed001_postprocessing_parts(served_vit, workdir: Path) -> None:
 def test_seed002_pure_pytorch_training(served_vit, workdir: Path) -> None:
     sha, state = served_vit
     g = run_example("seed002_pytorch_training.py")
-    assert_downloaded(workdir, sha, VIT_FILE)
+    assert_downloaded(workdir, sha, "vits16_dino.ckpt")
     assert len(g["train_loader"]) == 1 and g["sampler"].batch_size == 16
     assert g["batch"]["input_tensors"].shape == (16, 3, 64, 64)
     assert math.isfinite(g["loss"].item())
@@ -459,7 +455,7 @@ def test_seed002_pure_pytorch_training(served_vit, workdir: Path) -> None:
 def test_seed002_pure_pytorch_validation(served_vit, workdir: Path) -> None:
     sha, state = served_vit
     g = run_example("seed002_pytorch_validation.py")
-    assert_downloaded(workdir, sha, VIT_FILE)
+    assert_downloaded(workdir, sha, "vits16_dino.ckpt")
     assert_same_weights(g["model"].model, state)
     metrics, val_dataset = g["metrics"], g["val_dataset"]
     assert {k: sorted(v) for k, v in metrics["OVERALL"].items()} == {"cmc": [5], "precision": [5], "map": [5], "pcf": [0.5]}
@@ -471,7 +467,7 @@ def test_seed002_pure_pytorch_validation(served_vit, workdir: Path) -> None:
 def test_seed002_lightning(served_moco, workdir: Path) -> None:
     sha, backbone = served_moco
     g = run_example("seed002_lightning.py")
-    assert_downloaded(workdir, sha, MOCO_FILE)
+    assert_downloaded(workdir, sha, "moco_v2_800ep_pretrain.pth.tar")
     trainer, callback = g["trainer"], g["metric_callback"]
     assert trainer.current_epoch == 1 and sorted(callback.metric_history) == [0]  # PL_TRAINER_MAX_EPOCHS=1
     assert all(0.0 <= float(callback.metric_result[f"OVERALL/{m}/5"]) <= 1.0 for m in ("cmc", "precision", "map"))
@@ -496,7 +492,7 @@ def test_seed002_config_based_run_through_oml_train(served_vit, workdir: Path) -
     df = pd.read_csv("mock_dataset/df.csv")
     df[df["label"].isin([0, 1, 2, 3, 24, 25, 26])].to_csv("mock_dataset/small.csv", index=False)
     assert main(["train", str(config), "--set", "data.dataframe=mock_dataset/small.csv"]) == 0
-    assert_downloaded(workdir, sha, VIT_FILE)
+    assert_downloaded(workdir, sha, "vits16_dino.ckpt")
 
     (run,) = (workdir / "runs").iterdir()
     report = json.loads((run / "metrics.json").read_text())
@@ -516,7 +512,7 @@ def test_seed002_config_based_run_through_oml_train(served_vit, workdir: Path) -
 def test_seed004_siamese_training_and_reranked_metrics(served_vit, workdir: Path, capsys) -> None:
     sha, _ = served_vit
     g = run_example("seed004_siamese_training.py")
-    assert_downloaded(workdir, sha, VIT_FILE)
+    assert_downloaded(workdir, sha, "vits16_dino.ckpt")
     assert "'OVERALL'" in capsys.readouterr().out  # pprint(calculator.compute_metrics())
 
     assert len(g["df_train"]) == 8 and len(g["df_val"]) == 12 and len(g["train_loader"]) == 1
@@ -549,7 +545,7 @@ def test_seed004_siamese_training_and_reranked_metrics(served_vit, workdir: Path
 def test_seed004_rerank_a_distance_matrix(served_vit, workdir: Path, capsys) -> None:
     sha, state = served_vit
     g = run_example("seed004_rerank_predictions.py")
-    assert_downloaded(workdir, sha, VIT_FILE)
+    assert_downloaded(workdir, sha, "vits16_dino.ckpt")
     assert_same_weights(g["extractor"].model, state)  # from_pretrained loaded exactly the served weights
     assert g["dataset"][0]["input_tensors"].shape == (3, 224, 224)  # the transforms registered with vits16_dino
     assert len(g["loader"]) == 3

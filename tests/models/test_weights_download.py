@@ -13,12 +13,12 @@ from oml_core.weights import (
     ChecksumMismatchError,
     DownloadError,
     WeightsError,
-    WeightsZoo,
     cache_dir,
     download,
     resolve_weights,
     sha256_file,
 )
+from oml_core.zoo import WeightsRegistry
 
 
 @pytest.fixture
@@ -71,7 +71,7 @@ def test_a_wrong_sha256_is_refused_and_the_file_removed(cache: Path, served: tup
         download(source.as_uri(), wrong, name="demo")
     message = str(info.value)
     assert sha256 in message and wrong in message and "deleted" in message and source.as_uri() in message
-    assert [p for p in cache.rglob("*") if p.is_file()] == []
+    assert [p for p in cache.rglob("*") if p.is_file() and p.suffix != ".lock"] == []  # the lock file stays
 
 
 def test_a_corrupted_cache_entry_is_fetched_again(cache: Path, served: tuple[Path, str]) -> None:
@@ -88,7 +88,7 @@ def test_offline_error_names_the_url_and_how_to_pass_a_local_file(cache: Path) -
         download(url, "a" * 64, name="vits16_dino")
     message = str(info.value)
     assert url in message and "vits16_dino" in message and "local path" in message
-    assert [p for p in cache.rglob("*") if p.is_file()] == []
+    assert [p for p in cache.rglob("*") if p.is_file() and p.suffix != ".lock"] == []  # the lock file stays
 
 
 def test_a_placeholder_sha256_refuses_before_downloading(cache: Path, served: tuple[Path, str]) -> None:
@@ -98,18 +98,23 @@ def test_a_placeholder_sha256_refuses_before_downloading(cache: Path, served: tu
     assert not cache.exists()
 
 
-def test_the_zoo_refuses_prefixes_and_md5s_but_accepts_the_placeholder() -> None:
-    zoo = WeightsZoo()
+def test_the_registry_takes_a_full_sha256_or_an_md5_prefix_and_refuses_no_checksum() -> None:
+    zoo = WeightsRegistry()
     with pytest.raises(OMLError, match="full 64-hex-digit sha256"):
         zoo.add("x", url="https://e/x.pth", sha256="cf0f22", arch="vits16", extractor="vit")
-    zoo.add("y", url="https://e/y.pth", sha256=PLACEHOLDER_SHA256, arch="vits16", extractor="vit")
+    with pytest.raises(OMLError, match="without a checksum"):
+        zoo.add("y", url="https://e/y.pth", arch="vits16", extractor="vit")
+    with pytest.raises(OMLError, match="6 to 32 hex digits"):
+        zoo.add("y", url="https://e/y.pth", md5="cf0", arch="vits16", extractor="vit")
     zoo.add("z", url="https://e/z.pth", sha256="A" * 64, arch="vits16", extractor="vit")
-    assert not zoo.get("y").verified and zoo.get("z").verified and zoo.get("z").sha256 == "a" * 64
+    zoo.add("m", url="https://e/m.pth", md5="CF0F22", arch="vits16", extractor="vit")
+    assert zoo.get("z").verified and zoo.get("z").sha256 == "a" * 64
+    assert zoo.get("m").verified and zoo.get("m").md5 == "cf0f22" and zoo.get("m").sha256 is None
 
 
 def test_resolve_weights_accepts_names_urls_and_paths(cache: Path, served: tuple[Path, str]) -> None:
     source, sha256 = served
-    zoo = WeightsZoo()
+    zoo = WeightsRegistry()
     zoo.add("served", url=source.as_uri(), sha256=sha256, arch="a", extractor="e")
     by_name, entry = resolve_weights("served", zoo=zoo, progress=False)
     assert entry is not None and entry.name == "served" and by_name.is_relative_to(cache)

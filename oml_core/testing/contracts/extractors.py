@@ -16,8 +16,10 @@ from oml_core.testing.contracts import build_example, register_contract
 IMAGE_SIZE = 48
 
 
-def _images(seed: int = 0) -> torch.Tensor:
-    return torch.rand(2, 3, IMAGE_SIZE, IMAGE_SIZE, generator=torch.Generator().manual_seed(seed))
+def _images(seed: int = 0, extractor: object = None) -> torch.Tensor:
+    # an extractor with a fixed input size (CLIP's position table) says so with ``input_size``
+    size = int(getattr(extractor, "input_size", IMAGE_SIZE))
+    return torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(seed))
 
 
 @register_contract("extractors")
@@ -29,9 +31,9 @@ def extractor_maps_images_to_embeddings(host: Host, spec: ComponentSpec) -> None
     assert isinstance(feat_dim, int) and feat_dim > 0, f"feat_dim of {spec.name!r} is {feat_dim!r}"
     extractor.eval()
     with torch.no_grad():
-        out = extractor(_images())
+        out = extractor(_images(0, extractor))
     assert isinstance(out, torch.Tensor) and out.dtype.is_floating_point, f"{spec.name!r} returned {type(out).__name__}"
-    assert tuple(out.shape) == (2, feat_dim), f"{spec.name!r} mapped (2, 3, {IMAGE_SIZE}, {IMAGE_SIZE}) to {tuple(out.shape)}"
+    assert tuple(out.shape) == (2, feat_dim), f"{spec.name!r} mapped 2 images to {tuple(out.shape)}"
     assert torch.isfinite(out).all(), f"{spec.name!r} returned non-finite embeddings"
 
 
@@ -45,7 +47,7 @@ def extractor_state_dict_round_trips(host: Host, spec: ComponentSpec) -> None:
     buffer.seek(0)
     second.load_state_dict(torch.load(buffer, weights_only=True), strict=True)
     with torch.no_grad():
-        images = _images(1)
+        images = _images(1, first)
         assert torch.allclose(first(images), second(images), atol=1e-5), f"{spec.name!r} differs after a state_dict round trip"
 
 
@@ -55,7 +57,7 @@ def extractor_trains_with_gradients(host: Host, spec: ComponentSpec) -> None:
     extractor = build_example(host, spec).train()
     params = [p for p in extractor.parameters() if p.requires_grad]
     assert params, f"{spec.name!r} has no trainable parameters"
-    extractor(_images(2)).pow(2).mean().backward()
+    extractor(_images(2, extractor)).pow(2).mean().backward()
     assert any(p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0 for p in params), (
         f"{spec.name!r}: no parameter received a finite, non-zero gradient"
     )

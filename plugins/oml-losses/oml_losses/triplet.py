@@ -17,6 +17,7 @@ import torch
 from oml_miners import AllTripletsMiner, TripletMinerWithMemory, as_labels, can_form_triplets, true_columns
 from torch import Tensor, nn
 
+from oml_core.distances import elementwise_dist
 from oml_core.protocols import TripletMiner
 from oml_core.registry import MinerChoice
 from oml_losses._common import LossError, Reduction, check_margin, check_reduction, get_reduced, triplet_values, zero_loss
@@ -34,16 +35,6 @@ __all__ = [
 
 #: Elements of one ``(anchors, positives, batch)`` block of the all-triplets loss (x ~16 bytes of temporaries each).
 DEFAULT_BLOCK_ELEMENTS = 1 << 22
-
-
-def elementwise_dist(x1: Tensor, x2: Tensor) -> Tensor:
-    """Euclidean distance between matching rows, ``(N, D), (N, D) -> (N,)`` (zero gradient at zero distance).
-
-    Example:
-        >>> elementwise_dist(torch.tensor([[0.0, 0.0]]), torch.tensor([[3.0, 4.0]]))
-        tensor([5.])
-    """
-    return torch.linalg.vector_norm(x1 - x2, dim=1)
 
 
 def _triplet_logs(values: Tensor, positive_dist: Tensor, negative_dist: Tensor, margin: float | None) -> dict[str, float]:

@@ -8,6 +8,7 @@ import attrs
 import torch
 from torch import Tensor
 
+from oml_core.distances import pairwise_dist
 from oml_core.errors import OMLError
 from oml_core.protocols import Triplets
 
@@ -182,16 +183,6 @@ def mining_distances(x: Tensor) -> Tensor:
     """
     norms = x.pow(2).sum(1)
     return torch.addmm(norms[None, :], x, x.T, alpha=-2)
-
-
-def pairwise_dist(x1: Tensor, x2: Tensor) -> Tensor:
-    """Euclidean distances ``(N, M)``; ``torch.cdist`` as OML uses it, so mined triplets are the same as OML's.
-
-    Example:
-        >>> pairwise_dist(torch.tensor([[0.0, 0.0]]), torch.tensor([[3.0, 4.0]])).tolist()
-        [[5.0]]
-    """
-    return torch.cdist(x1, x2, p=2)
 
 
 def make_generator(seed: int | None = None, generator: torch.Generator | None = None) -> torch.Generator | None:

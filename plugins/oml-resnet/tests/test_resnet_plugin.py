@@ -7,11 +7,11 @@ import re
 
 import pytest
 from oml_resnet import ARCHS, ResnetExtractor
-from oml_resnet.plugin import POOLING, WEIGHTS
+from oml_resnet.pretrained import WEIGHTS
 
 from oml_core import Host
 from oml_core.testing import contract_cases
-from oml_core.weights import PLACEHOLDER_SHA256, is_sha256
+from oml_core.zoo import is_sha256
 
 
 @pytest.mark.parametrize("case", contract_cases("oml_resnet"), ids=str)
@@ -26,18 +26,18 @@ def test_registered_through_the_entry_point() -> None:
     info = next(p for p in host.plugins if p.name == "oml_resnet")
     assert (info.source, info.status, info.distribution) == ("entrypoint", "loaded", "oml-resnet")
     assert info.components["extractors"] == ["resnet"]
-    assert sorted(info.components["weights"]) == sorted(WEIGHTS)
+    assert sorted(info.components["weights"]) == sorted(e.name for e in WEIGHTS)
 
 
 def test_torchvision_entries_carry_the_hash_that_names_their_file() -> None:
     # torchvision names each file <arch>-<first 8 hex digits of its sha256>.pth
     checked = 0
-    for name, (arch, url, sha256, _) in WEIGHTS.items():
-        assert arch in ARCHS
-        assert is_sha256(sha256) or sha256 == PLACEHOLDER_SHA256, name
-        match = re.search(r"/(resnet\d+)-([0-9a-f]{8})\.pth$", url)
+    for entry in WEIGHTS:
+        assert entry.arch in ARCHS and entry.verified
+        match = re.search(r"/(resnet\d+)-([0-9a-f]{8})\.pth$", entry.url)
         if match:
-            assert match.group(1) == arch and sha256.startswith(match.group(2)), name
+            assert is_sha256(entry.sha256) and entry.sha256 is not None
+            assert match.group(1) == entry.arch and entry.sha256.startswith(match.group(2)), entry.name
             checked += 1
     assert checked == 6
 
@@ -45,12 +45,12 @@ def test_torchvision_entries_carry_the_hash_that_names_their_file() -> None:
 def test_from_pretrained_uses_the_arch_and_oml_pooling_of_the_entry(monkeypatch: pytest.MonkeyPatch) -> None:
     seen = {}
 
-    def fake_init(self, weights, arch, gem_p=None, remove_fc=True, normalise_features=False):  # type: ignore[no-untyped-def]
+    def fake_init(self, weights, arch, gem_p=None, remove_fc=True, normalise_features=False, zoo=None):  # type: ignore[no-untyped-def]
         seen.update(weights=weights, arch=arch, gem_p=gem_p)
 
     monkeypatch.setattr(ResnetExtractor, "__init__", fake_init)
     ResnetExtractor.from_pretrained("resnet50_moco_v2")
-    assert seen == {"weights": "resnet50_moco_v2", "arch": "resnet50", "gem_p": POOLING["resnet50_moco_v2"]}
+    assert seen == {"weights": "resnet50_moco_v2", "arch": "resnet50", "gem_p": 5.0}
     ResnetExtractor.from_pretrained("resnet101_imagenet1k_v1")
     assert seen == {"weights": "resnet101_imagenet1k_v1", "arch": "resnet101", "gem_p": None}
 

@@ -17,6 +17,7 @@ import attrs
 import torch
 from torch import Tensor, nn
 
+from oml_core.distances import elementwise_dist
 from oml_core.errors import OMLError
 from oml_core.protocols import Extractor
 from oml_core.registry import ExtractorChoice
@@ -34,23 +35,10 @@ def _check_pair(model: str, x1: Tensor, x2: Tensor, ndim: int | None = None) -> 
         raise OMLError(f"{model}: expected a batch of {what}, got shape {tuple(x1.shape)}")
 
 
-def elementwise_dist(x1: Tensor, x2: Tensor, p: float = 2.0) -> Tensor:
-    """The ``p``-norm distance of each row of ``x1`` to the same row of ``x2``: ``(B, D), (B, D) -> (B,)``.
-
-    ``vector_norm`` (not ``sqrt`` of a sum) keeps the gradient finite for identical rows.
-
-    Example:
-        >>> elementwise_dist(torch.tensor([[0.0, 0.0], [1.0, 1.0]]), torch.tensor([[3.0, 4.0], [1.0, 1.0]])).tolist()
-        [5.0, 0.0]
-    """
-    return torch.linalg.vector_norm(x1 - x2, ord=p, dim=-1)
-
-
 def _load_weights(model: nn.Module, weights: str | Path) -> None:
-    from oml_core.weights import load_checkpoint, load_weights_into, resolve_weights
+    from oml_core.weights import load_pretrained
 
-    path, _ = resolve_weights(weights)
-    load_weights_into(model, load_checkpoint(path), source=str(path))
+    load_pretrained(model, weights)
 
 
 def _siamese_head(in_features: int, hidden_dims: Sequence[int], dropout: float) -> nn.Sequential:

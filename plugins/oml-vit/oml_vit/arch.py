@@ -202,13 +202,17 @@ class VisionTransformer(nn.Module):
         """Position embeddings for an image of ``height x width`` pixels (``n_patches`` patch tokens): the trained
         ones as they are when the grid matches, bicubic-interpolated (as the reference code does) otherwise."""
         pos_embed = self.pos_embed
+        frozen = self.__dict__.get("_frozen_pos_embed")
+        if frozen is not None:  # set by freeze_input_size for export: no interpolation in the exported graph
+            return frozen.to(pos_embed.dtype)
         trained = pos_embed.shape[1] - 1
         if n_patches == trained and height == width:
             return pos_embed
         side = int(math.sqrt(trained))
         if side * side != trained:
             raise OMLError(f"pos_embed holds {trained} patch positions, which is not a square grid")
-        rows, cols = height // self.patch_size, width // self.patch_size
+        # plain ints: an exported graph (ONNX, TorchScript) keeps the spatial size it was exported with
+        rows, cols = int(height) // self.patch_size, int(width) // self.patch_size
         offset = self.arch.interpolate_offset
         if offset:
             # the reference code scales by (n + 0.1) / side; kept so that pretrained features match it exactly
@@ -220,10 +224,17 @@ class VisionTransformer(nn.Module):
         grid = grid.permute(0, 2, 3, 1).reshape(1, rows * cols, -1)
         return torch.cat((pos_embed[:, :1].float(), grid), dim=1).to(pos_embed.dtype)
 
+    def freeze_input_size(self, height: int, width: int) -> None:
+        """Compute the position embeddings for ``height x width`` images once and use them from now on (an exported
+        graph then holds a constant instead of an interpolation that ONNX cannot express, e.g. antialiased bicubic)."""
+        with torch.no_grad():
+            n_patches = (height // self.patch_size) * (width // self.patch_size)
+            self.__dict__["_frozen_pos_embed"] = self.interpolate_pos_encoding(n_patches, height, width).detach().clone()
+
     def prepare_tokens(self, images: Tensor) -> Tensor:
         """Patch tokens with the CLS token and position embeddings, then the register tokens (if any) after CLS."""
         height, width = images.shape[-2:]
-        if height < self.patch_size or width < self.patch_size:
+        if int(height) < self.patch_size or int(width) < self.patch_size:
             raise OMLError(f"images of {height}x{width} px are smaller than one {self.patch_size}x{self.patch_size} patch")
         x = self.patch_embed(images)
         x = torch.cat((self.cls_token.expand(x.shape[0], -1, -1), x), dim=1)

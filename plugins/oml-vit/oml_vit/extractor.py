@@ -9,18 +9,11 @@ import attrs
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from oml_core.distances import normalise
 from oml_core.errors import OMLError
-from oml_core.models import normalise
-from oml_core.weights import (
-    WeightsZoo,
-    default_zoo,
-    find_zoo,
-    load_checkpoint,
-    load_weights_into,
-    plugin_zoo,
-    resolve_weights,
-    strip_prefix,
-)
+from oml_core.weights import find_entry, load_pretrained
+from oml_core.zoo import WeightsRegistry
+from oml_vit import pretrained
 from oml_vit.arch import ARCHS, VisionTransformer, build_vit
 
 ViTArchName = Literal[
@@ -32,13 +25,15 @@ class ViTExtractor(nn.Module):
     """Images ``(B, 3, H, W)`` -> CLS embeddings ``(B, feat_dim)`` of a DINO / DINOv2 Vision Transformer.
 
     Args:
-        weights: a weights name (``"vits16_dino"``, see ``oml plugins``), a path to a checkpoint (``.pth``,
+        weights: a weights name (``"vits16_dino"``, see ``oml zoo list``), a path to a checkpoint (``.pth``,
             ``.ckpt`` or ``.safetensors``; Lightning's ``state_dict`` and prefixes such as ``model.`` are handled),
             or ``None`` for a random initialisation.
         arch: one of ``ARCHS``: ``vits16``, ``vits8``, ``vitb16``, ``vitb8`` (DINO), ``vits14``, ``vitb14``,
             ``vitl14`` and their ``_reg`` variants (DINOv2).
         normalise_features: L2-normalise the output (zero-safe).
         use_multi_scale: average the embeddings of the image at scales 1, 1/sqrt(2) and 1/2 (as DINO's evaluation).
+        zoo: the weights registry to look names up in (a host's ``registries.weights``; factories receive it from
+            the registries' context); this plugin's own table is always searched after it.
 
     The backbone is ``self.model``; its state_dict has exactly the keys of the official checkpoints.
 
@@ -56,6 +51,8 @@ class ViTExtractor(nn.Module):
         arch: str,
         normalise_features: bool = False,
         use_multi_scale: bool = False,
+        *,
+        zoo: WeightsRegistry | None = None,
     ) -> None:
         super().__init__()
         if arch not in ARCHS:
@@ -66,30 +63,27 @@ class ViTExtractor(nn.Module):
         self.model: VisionTransformer = build_vit(arch)
         if weights is None:
             return
-        path, entry = resolve_weights(weights, zoo=_zoo_for(weights))
-        if entry is not None and entry.arch != arch:
-            raise OMLError(f"weights {entry.name!r} are for arch {entry.arch!r}, not {arch!r}: use arch={entry.arch!r}")
-        self.load_backbone_weights(load_checkpoint(path), source=f"{weights} ({path})" if entry else str(path))
+        load_pretrained(self.model, weights, arch=arch, zoo=zoo, table=pretrained.WEIGHTS, prepare=self._adopt_pos_embed)
 
-    def load_backbone_weights(self, state_dict: dict[str, Tensor], *, source: str = "state_dict") -> None:
-        """Load an official (or fine-tuned) backbone state_dict strictly; wrapper prefixes are stripped."""
-        state_dict, _ = strip_prefix(state_dict, self.model.state_dict())
+    def _adopt_pos_embed(self, state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
         if "pos_embed" in state_dict:
             self.model.adopt_pos_embed_shape(state_dict["pos_embed"])
-        load_weights_into(self.model, state_dict, source=source)
+        return state_dict
 
     @classmethod
-    def from_pretrained(cls, weights: str, **kwargs: Any) -> ViTExtractor:
-        """The extractor for the weights name ``weights``, with the architecture it was trained with.
+    def from_pretrained(cls, weights: str, *, zoo: WeightsRegistry | None = None, **kwargs: Any) -> ViTExtractor:
+        """The extractor for the weights name ``weights``, with the architecture and arguments it was trained with.
 
         Example:
             >>> extractor = ViTExtractor.from_pretrained("vits16_dino")   # doctest: +SKIP
         """
-        zoo = _zoo_for(weights) or find_zoo(weights) or default_zoo()
-        entry = zoo.get(weights)
-        kwargs.setdefault("arch", entry.arch)
-        kwargs.setdefault("normalise_features", False)
-        return cls(weights, **kwargs)
+        entry = find_entry(weights, zoo=zoo, table=pretrained.WEIGHTS)
+        if entry is None or entry.extractor != "vit":
+            known = ", ".join(e.name for e in pretrained.WEIGHTS if e.extractor == "vit")
+            raise OMLError(f"ViTExtractor.from_pretrained: {weights!r} is not a ViT weights name; known: {known}")
+        for key, value in {"arch": entry.arch, "normalise_features": False, **entry.init_args}.items():
+            kwargs.setdefault(key, value)
+        return cls(weights, zoo=zoo, **kwargs)
 
     def forward(self, x: Tensor) -> Tensor:
         features = self._multi_scale(x) if self.mscale else self.model(x)
@@ -106,13 +100,6 @@ class ViTExtractor(nn.Module):
         return self.model.embed_dim
 
 
-def _zoo_for(weights: str | Path) -> WeightsZoo | None:
-    """This plugin's own zoo when it knows ``weights`` (no host needed), else None (the installed plugins' zoo)."""
-    from oml_vit.plugin import oml_register_weights
-
-    return plugin_zoo("oml_vit", oml_register_weights, weights)
-
-
 @attrs.frozen(kw_only=True)
 class ViTConfig:
     """``vit``: a DINO / DINOv2 Vision Transformer. ``weights``: a weights name, a checkpoint path or null."""
@@ -123,8 +110,10 @@ class ViTConfig:
     use_multi_scale: bool = False
 
 
-def create_vit(arch: str, weights: str | None, normalise_features: bool, use_multi_scale: bool) -> ViTExtractor:
-    return ViTExtractor(weights, arch=arch, normalise_features=normalise_features, use_multi_scale=use_multi_scale)
+def create_vit(
+    arch: str, weights: str | None, normalise_features: bool, use_multi_scale: bool, zoo: WeightsRegistry | None = None
+) -> ViTExtractor:
+    return ViTExtractor(weights, arch=arch, normalise_features=normalise_features, use_multi_scale=use_multi_scale, zoo=zoo)
 
 
 __all__ = ["ViTConfig", "ViTExtractor", "create_vit"]

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 from oml_vit import ARCHS, ViTExtractor, build_vit, get_transforms_for_pretrained
-from oml_vit.plugin import WEIGHTS
+from oml_vit.pretrained import WEIGHTS
 
 from oml_core import Host, hookimpl
 from oml_core.testing import contract_cases
-from oml_core.weights import PLACEHOLDER_SHA256, WeightsError, is_sha256
+from oml_core.weights import PLACEHOLDER_SHA256, WeightsError
 
 
 @pytest.mark.parametrize("case", contract_cases("oml_vit"), ids=str)
@@ -29,17 +29,16 @@ def test_registered_through_the_entry_point() -> None:
     info = next(p for p in host.plugins if p.name == "oml_vit")
     assert (info.source, info.status, info.distribution) == ("entrypoint", "loaded", "oml-vit")
     assert info.components["extractors"] == ["vit"]
-    assert sorted(info.components["weights"]) == sorted(WEIGHTS)
+    assert sorted(info.components["weights"]) == sorted(e.name for e in WEIGHTS)
 
 
 def test_weights_entries_are_consistent() -> None:
     host = Host(env={})
-    for name in WEIGHTS:
-        entry = host.weights.get(name)
-        assert entry.arch in ARCHS and entry.extractor == "vit"
-        assert entry.url.startswith("https://dl.fbaipublicfiles.com/")
-        assert is_sha256(entry.sha256) or not entry.verified
-    assert host.weights.get("vits14_dinov2").verified
+    for item in WEIGHTS:
+        entry = host.weights.get(item.name)
+        assert entry.arch in ARCHS and entry.extractor in {"vit", "extractor_with_mlp"}
+        assert entry.verified and entry.md5  # every entry carries OML's md5 prefix; some a full sha256 too
+        assert entry.embedding_size in {384, 768, 1024} and entry.licence and entry.source and entry.transforms
 
 
 def _plugin_with_weights(**entry: object) -> object:
@@ -53,20 +52,28 @@ def _plugin_with_weights(**entry: object) -> object:
     return plugin
 
 
-def test_an_entry_without_a_verified_sha256_refuses_to_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OML_CACHE_DIR", str(tmp_path))
+def test_an_entry_without_a_checksum_breaks_its_plugin_not_the_host(tmp_path: Path) -> None:
+    plugin = _plugin_with_weights(
+        name="unsure_dino", url="https://e/x.pth", sha256=PLACEHOLDER_SHA256, arch="vits16", extractor="vit"
+    )
+    with pytest.warns(RuntimeWarning, match="md5="):
+        host = Host(plugins=[plugin], env={}, strict=False)
+    assert "unsure_dino" not in host.weights and "vits16_dino" in host.weights
+
+
+def test_an_md5_entry_downloads_verifies_and_records_the_sha256(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What vits16_dino does on first use, with a served file: no entry refuses for want of a sha256."""
+    monkeypatch.setenv("OML_CACHE_DIR", str(tmp_path / "cache"))
     source = tmp_path / "served.pth"
     torch.save(build_vit("vits16").state_dict(), source)
-    plugin = _plugin_with_weights(
-        name="unsure_dino", url=source.as_uri(), sha256=PLACEHOLDER_SHA256, arch="vits16", extractor="vit"
-    )
+    md5 = hashlib.md5(source.read_bytes()).hexdigest()[:6]  # noqa: S324
+    plugin = _plugin_with_weights(name="md5_dino", url=source.as_uri(), md5=md5, arch="vits16", extractor="vit")
     host = Host(plugins=[plugin], env={})
-    with pytest.raises(WeightsError) as info:
-        host.registries.extractors.create("vit", {"arch": "vits16", "weights": "unsure_dino"})
-    assert "no verified sha256" in str(info.value) and "local path" in str(info.value)
-    assert not (tmp_path / "weights").exists()  # nothing was downloaded
-    unverified = [name for name, (_, _, sha, _) in WEIGHTS.items() if not is_sha256(sha)]
-    assert all(sha == PLACEHOLDER_SHA256 for _, _, sha, _ in WEIGHTS.values() if not is_sha256(sha)), unverified
+    host.registries.extractors.create("vit", {"arch": "vits16", "weights": "md5_dino"})
+    marker = tmp_path / "cache" / "weights" / "served.pth.sha256"
+    assert marker.read_text().split()[0] == hashlib.sha256(source.read_bytes()).hexdigest()
+    with pytest.raises(WeightsError, match="md5_dino"):
+        ViTExtractor("md5_dino", arch="vits16")  # without the host's registry the name is unknown: no global state
 
 
 def test_weights_registered_by_a_local_plugin_download_from_a_file_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -93,9 +100,11 @@ def test_from_pretrained_and_transforms_for_pretrained_use_the_entry(monkeypatch
     assert callable(reader)
     seen = {}
 
-    def fake_init(self, weights, arch, normalise_features=False, use_multi_scale=False):  # type: ignore[no-untyped-def]
+    def fake_init(self, weights, arch, normalise_features=False, use_multi_scale=False, zoo=None):  # type: ignore[no-untyped-def]
         seen.update(weights=weights, arch=arch, normalise_features=normalise_features)
 
     monkeypatch.setattr(ViTExtractor, "__init__", fake_init)
     ViTExtractor.from_pretrained("vitl14_reg_dinov2")
     assert seen == {"weights": "vitl14_reg_dinov2", "arch": "vitl14_reg", "normalise_features": False}
+    ViTExtractor.from_pretrained("vits16_sop")  # OML trained it with normalised features
+    assert seen == {"weights": "vits16_sop", "arch": "vits16", "normalise_features": True}
