@@ -50,7 +50,7 @@ FIELD_CASES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
     "text for a bool": ({"progress_bar": "no"}, ("$.progress_bar", "true or false")),
     "NaN learning rate": ({"optimizer__lr": float("nan")}, ("$.optimizer.lr", "nan")),
     "list for a mapping": ({"data": [1, 2]}, ("$.data", "mapping")),
-    "scalar for the optimizer": ({"optimizer": "adam"}, ("$.optimizer",)),
+    "scalar for a section": ({"validation": "yes"}, ("$.validation", "mapping")),
     "scalar for a list": ({"validation__cmc_top_k": 5}, ("$.validation.cmc_top_k", "list")),
     "unknown extractor": ({"extractor": {"type": "resnet9000"}}, ("resnet9000",)),
     "unknown loss": ({"criterion": {"type": "triplet_loss_typo"}}, ("triplet_loss_typo",)),
