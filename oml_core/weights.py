@@ -185,6 +185,10 @@ def cache_dir() -> Path:
     return base / "oml"
 
 
+#: OML 4's ``oml.const.CKPT_SAVE_ROOT``: the folder of downloaded weights (``cache_dir() / "weights"``, fixed at import).
+CKPT_SAVE_ROOT = cache_dir() / "weights"
+
+
 def sha256_file(path: str | Path) -> str:
     """The sha256 hex digest of a file, read in chunks.
 

@@ -24,6 +24,7 @@ from oml_core.retrieval.metrics import (
     OVERALL_CATEGORIES_KEY,
     calc_cmc,
     calc_fnmr_at_fmr,
+    calc_fnmr_at_fmr_rr,
     calc_map,
     calc_map_at_r,
     calc_mrr,
@@ -35,7 +36,13 @@ from oml_core.retrieval.metrics import (
     calc_topological_metrics,
     reduce_metrics,
 )
-from oml_core.retrieval.postprocessors import AlphaQueryExpansion, AverageQueryExpansion, DistanceThreshold
+from oml_core.retrieval.postprocessors import (
+    AdaptiveThresholding,
+    AlphaQueryExpansion,
+    AverageQueryExpansion,
+    ConstantThresholding,
+    DistanceThreshold,
+)
 from oml_core.retrieval.results import RetrievalResults
 from oml_core.utils import pairwise_dist
 
@@ -55,14 +62,17 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "OVERALL_CATEGORIES_KEY",
     "AccumulatedItems",
+    "AdaptiveThresholding",
     "AlphaQueryExpansion",
     "AverageQueryExpansion",
+    "ConstantThresholding",
     "DistanceThreshold",
     "EmbeddingMetrics",
     "RetrievalError",
     "RetrievalResults",
     "calc_cmc",
     "calc_fnmr_at_fmr",
+    "calc_fnmr_at_fmr_rr",
     "calc_map",
     "calc_map_at_r",
     "calc_mrr",
