@@ -594,3 +594,23 @@ def save_safetensors(state_dict: Mapping[str, torch.Tensor], path: str | Path, m
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata=dict(metadata or {}))
     return path
+
+
+class PretrainedModels:
+    """OML's ``<Extractor>.pretrained_models`` as a class attribute: ``{weights name: WeightsEntry}`` of the default
+    zoo's weights for one extractor type, read when accessed (so plugins installed later are included).
+
+    Example:
+        >>> class MyExtractor:
+        ...     pretrained_models = PretrainedModels("no_such_extractor")
+        >>> MyExtractor.pretrained_models
+        {}
+    """
+
+    def __init__(self, extractor: str) -> None:
+        self.extractor = extractor
+
+    def __get__(self, instance: object, owner: type | None = None) -> dict[str, WeightsEntry]:
+        zoo = default_zoo()
+        entries = (zoo.get(name) for name in zoo.names())
+        return {entry.name: entry for entry in entries if entry.extractor == self.extractor}

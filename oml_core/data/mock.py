@@ -401,14 +401,25 @@ def get_mock_images_dataset(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """OML 4's name and call shape for :func:`download_mock_dataset` with its default size: ``(df_train, df_val)``
     of ``df_name`` (``df.csv``, ``df_with_category.csv``, ``df_with_bboxes.csv`` or ``df_with_sequence.csv``),
-    generated into ``dataset_root`` (default: ``MOCK_DATASET_PATH``). Every category of ``df_with_category.csv`` has
+    generated into ``dataset_root`` (default: ``MOCK_DATASET_PATH``) unless a mock dataset was generated there
+    already (of any size: it is used as it is). Every category of ``df_with_category.csv`` has
     at least two labels in each split, as OML's category samplers need.
 
     Example:
         >>> df_train, df_val = get_mock_images_dataset(global_paths=True)   # doctest: +SKIP
     """
-    root = dataset_root if dataset_root is not None else MOCK_DATASET_PATH
-    return download_mock_dataset(root, df_name=df_name, check_md5=check_md5, global_paths=global_paths)
+    root = Path(dataset_root if dataset_root is not None else MOCK_DATASET_PATH)
+    # like OML's download, a mock dataset already there is used as it is (whatever size it was generated with)
+    params = _manifest_params(root) or {}
+    return download_mock_dataset(root, df_name=df_name, check_md5=check_md5, global_paths=global_paths, **params)
+
+
+def _manifest_params(root: Path) -> dict[str, int] | None:
+    try:
+        params = json.loads((root / MANIFEST_NAME).read_text())["params"]
+        return {key: int(params[key]) for key in ("n_labels", "n_instances", "im_size", "seed")}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 __all__ = [

@@ -550,7 +550,9 @@ class EmbeddingMetrics(torchmetrics.Metric):
 
     # -------------------------------------------------------------------------------------------- visualisation
     def ready_to_visualize(self) -> bool:
-        """True when image paths are accumulated (``extra_keys=("paths",)``)."""
+        """True when image paths are accumulated (``extra_keys=("paths",)``) or the dataset draws its items."""
+        if self.dataset is not None:
+            return callable(getattr(self.dataset, "visualize", None)) or callable(getattr(self.dataset, "get_paths", None))
         return self.paths_key in self.keys_to_accumulate
 
     def get_worst_queries_ids(self, metric_name: str, n_queries: int) -> list[int]:
@@ -573,7 +575,8 @@ class EmbeddingMetrics(torchmetrics.Metric):
     def get_plot_for_queries(self, query_ids: list[int], n_instances: int, verbose: bool = False) -> Figure:
         if self.retrieval_results is None or self.items is None:
             raise RetrievalError("compute_metrics() first: there are no retrieval results to draw")
-        return self.retrieval_results.visualize(query_ids, self.items, n_galleries_to_show=n_instances, verbose=verbose)
+        source = self.items if self.dataset is None else self.dataset
+        return self.retrieval_results.visualize(query_ids, source, n_galleries_to_show=n_instances, verbose=verbose)
 
     def get_plot_for_worst_queries(self, metric_name: str, n_queries: int, n_instances: int, verbose: bool = False) -> Figure:
         return self.get_plot_for_queries(self.get_worst_queries_ids(metric_name, n_queries), n_instances, verbose=verbose)

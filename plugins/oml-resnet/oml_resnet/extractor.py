@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from oml_core.errors import OMLError
 from oml_core.models import normalise
 from oml_core.weights import (
+    PretrainedModels,
     WeightsZoo,
     default_zoo,
     find_zoo,
@@ -40,6 +41,9 @@ class ResnetExtractor(nn.Module):
         >>> ResnetExtractor(None, arch="resnet18", gem_p=3.0).feat_dim
         512
     """
+
+    #: OML's ``ResnetExtractor.pretrained_models``: the zoo's weights for this extractor, by name
+    pretrained_models = PretrainedModels("resnet")
 
     constructors = tuple(ARCHS)
 

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from oml_core.errors import OMLError
 from oml_core.models import normalise
 from oml_core.weights import (
+    PretrainedModels,
     WeightsZoo,
     default_zoo,
     find_zoo,
@@ -47,6 +48,9 @@ class ViTExtractor(nn.Module):
         >>> extractor(torch.rand(2, 3, 32, 32)).shape
         torch.Size([2, 384])
     """
+
+    #: OML's ``ViTExtractor.pretrained_models``: the zoo's weights for this extractor, by name
+    pretrained_models = PretrainedModels("vit")
 
     constructors = tuple(ARCHS)
 
