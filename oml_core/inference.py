@@ -203,6 +203,7 @@ def inference_cached(
     *,
     key_parts: tuple[str, ...] = (),
     cache_dir: str | os.PathLike[str] | None = None,
+    cache_path: str | os.PathLike[str] | None = None,
     **kwargs: Any,
 ) -> Tensor:
     """``inference`` whose result is stored under ``cache_dir`` (default ``cache_dir()/embeddings``), keyed by the
@@ -219,8 +220,12 @@ def inference_cached(
     from oml_core.weights import cache_dir as default_cache_dir
 
     directory = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "embeddings"
-    key = hashlib.sha256("\n".join((fingerprint_model(model), *key_parts)).encode()).hexdigest()
-    path = directory / f"{key}.pt"
+    # without key_parts the dataset's paths and transform identify the data (OML 4 keyed on nothing but a file name,
+    # so two datasets embedded with one model got the same cached embeddings)
+    parts = key_parts or _dataset_key(dataset)
+    key = hashlib.sha256("\n".join((fingerprint_model(model), *parts)).encode()).hexdigest()
+    path = Path(cache_path) if cache_path is not None else directory / f"{key}.pt"
+    directory = path.parent
     cached = _read_cached(path)
     if cached is not None and len(cached) == len(dataset):  # type: ignore[arg-type]
         return cached
@@ -232,6 +237,15 @@ def inference_cached(
         torch.save(embeddings, tmp)
         os.replace(tmp, path)
     return embeddings
+
+
+def _dataset_key(dataset: Any) -> tuple[str, ...]:
+    """What identifies a dataset's inputs when the caller gave no key: its paths and transform, else its size."""
+    get_paths = getattr(dataset, "get_paths", None)
+    if not callable(get_paths):
+        return (f"{type(dataset).__name__}:{len(dataset)}",)
+    digest = hashlib.sha256("\n".join(map(str, get_paths())).encode()).hexdigest()
+    return (digest, repr(getattr(dataset, "transform", None)))
 
 
 def _read_cached(path: Path) -> Tensor | None:

@@ -47,6 +47,10 @@ class UnsafeCheckpointError(WeightsError):
     """A checkpoint holds Python objects other than tensors and containers, so it was not unpickled."""
 
 
+#: OML 4's ``oml.const.CKPT_SAVE_ROOT``: the folder of downloaded weights (``cache_dir() / "weights"``, fixed at import).
+CKPT_SAVE_ROOT = cache_dir() / "weights"
+
+
 def download(
     url: str,
     sha256: str,

@@ -40,6 +40,44 @@ def _config_check(args: argparse.Namespace, host: Host) -> int:
     return 0
 
 
+def _config_convert(args: argparse.Namespace, host: Host) -> int:
+    import sys
+
+    import yaml
+
+    from oml_core.config import load_yaml
+    from oml_core.errors import ConfigError
+    from oml_core.pipelines.convert import convert_oml_config, looks_like_oml_config
+
+    data = load_yaml(args.file)
+    if not looks_like_oml_config(data):
+        raise ConfigError(["$: this is not an OML 4 pipeline config (it has a 'pipeline' key or no OML keys)"], args.file)
+    conversion = convert_oml_config(data, source=args.file)
+    pipeline = conversion.config["pipeline"]
+    if pipeline not in host.pipelines:
+        raise ConfigError(
+            [f"$.pipeline: {pipeline!r} is not installed here (oml-siamese provides train_postprocessor)"], args.file
+        )
+    # the result is checked like any config file: a problem is reported now, not at the start of a run
+    host.registries.structure(conversion.config, host.pipelines.get(pipeline).config, source=f"{args.file} (converted)")
+    header = f"# converted from OML 4's {args.file} ({conversion.pipeline} config) by `oml config convert`\n"
+    header += "".join(f"# note: {note}\n" for note in conversion.notes)
+    text = header + yaml.safe_dump(conversion.config, sort_keys=False)
+    if args.output:
+        from pathlib import Path
+
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"{args.output}: written ({pipeline} config, {len(conversion.notes)} notes)", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _configure_config_convert(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", help="an OML 4 pipeline config (Hydra style: name/args)")
+    parser.add_argument("-o", "--output", default=None, help="write the converted YAML here (default: print it)")
+
+
 def _configure_plugins(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON (plugin, distribution, version, hooks, components)")
 
@@ -58,6 +96,12 @@ def oml_register_cli_commands(commands: CommandRegistry) -> None:
         help="validate a config file and report every problem",
         configure=_configure_config_check,
         run=_config_check,
+    )
+    commands.add(
+        "config convert",
+        help="convert an OML 4 pipeline config (name/args) to this project's format",
+        configure=_configure_config_convert,
+        run=_config_convert,
     )
     from oml_core.builtin.zoo_commands import add_zoo_commands
 

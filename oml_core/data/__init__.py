@@ -52,13 +52,21 @@ from oml_core.data.dataframe import (
     Problem,
     ValidationReport,
     assign_split,
+    check_retrieval_dataframe_format,
     read_dataframe,
     split_dataframe,
     validate_dataframe,
 )
 from oml_core.data.datasets import DatasetQueryGallery, DatasetWithLabels
+from oml_core.data.image_datasets import (
+    ImageBaseDataset,
+    ImageLabeledDataset,
+    ImageQueryGalleryDataset,
+    ImageQueryGalleryLabeledDataset,
+    PairDataset,
+)
 from oml_core.data.images import ImageReadError, read_image
-from oml_core.data.mock import MOCK_DATASET_PATH, download_mock_dataset, generate_mock_dataset
+from oml_core.data.mock import MOCK_DATASET_PATH, download_mock_dataset, generate_mock_dataset, get_mock_images_dataset
 from oml_core.data.transforms import build_transforms, get_augs_torch, get_normalisation_resize_torch, get_normalisation_torch
 
 __all__ = [
@@ -71,6 +79,10 @@ __all__ = [
     "DatasetQueryGallery",
     "DatasetWithLabels",
     "EMBEDDINGS_KEY",
+    "ImageBaseDataset",
+    "ImageLabeledDataset",
+    "ImageQueryGalleryDataset",
+    "ImageQueryGalleryLabeledDataset",
     "INDEX_KEY",
     "INPUT_TENSORS_KEY",
     "IS_GALLERY_COLUMN",
@@ -84,6 +96,7 @@ __all__ = [
     "MOCK_DATASET_PATH",
     "PATHS_COLUMN",
     "PATHS_KEY",
+    "PairDataset",
     "Problem",
     "REQUIRED_COLUMNS",
     "SEQUENCE_COLUMN",
@@ -104,8 +117,10 @@ __all__ = [
     "Y2_KEY",
     "assign_split",
     "build_transforms",
+    "check_retrieval_dataframe_format",
     "download_mock_dataset",
     "generate_mock_dataset",
+    "get_mock_images_dataset",
     "get_augs_torch",
     "get_normalisation_resize_torch",
     "get_normalisation_torch",

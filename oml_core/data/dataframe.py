@@ -363,6 +363,31 @@ def validate_dataframe(
     return ValidationReport(problems, source=source)
 
 
+def check_retrieval_dataframe_format(
+    df: pd.DataFrame | str | os.PathLike[str],
+    dataset_root: str | os.PathLike[str] | None = None,
+    sep: str = ",",
+    verbose: bool = True,
+) -> None:
+    """OML 4's check: raise :class:`DataFrameError` (every problem at once) if ``df`` (a DataFrame or a CSV file
+    with separator ``sep``) is not in OML's format; with ``dataset_root`` the files are checked too. ``verbose``
+    shows the warnings.
+
+    Example:
+        >>> df = pd.DataFrame({"label": [0, 0], "path": ["a.png", "b.png"], "split": ["validation"] * 2,
+        ...                    "is_query": [True, True], "is_gallery": [True, True]})
+        >>> check_retrieval_dataframe_format(df=df)
+    """
+    if not isinstance(df, pd.DataFrame):
+        source = os.fspath(df)
+        df = pd.read_csv(source, sep=sep, index_col=None)
+        df.attrs["source"] = source
+    report = validate_dataframe(df, dataset_root=dataset_root)
+    report.raise_for_errors()
+    if verbose:
+        report.warn(stacklevel=2)
+
+
 def check_dataset_dataframe(
     df: pd.DataFrame,
     *,

@@ -256,6 +256,15 @@ class _ImageDataFrameDataset(Dataset[dict[str, Any]]):
             raise OMLError(f"{type(self).__name__}: the dataframe has no {LABELS_COLUMN!r} column, so the dataset has no labels")
         return self._labels
 
+    def get_sequences(self) -> list[str] | None:
+        """The sequence of each item (a row without one is a sequence of its own), or None without the column:
+        what retrieval uses to leave out the items of a query's own sequence."""
+        return list(self._sequences) if self._sequences is not None else None
+
+    def get_categories(self) -> list[str] | None:
+        """The category of each item, or None when the dataframe has no category column."""
+        return list(self._categories) if self._categories is not None else None
+
     def get_label2category(self) -> dict[int, str] | None:
         """``{label: category}`` when the dataframe has a category column, else None (one category per label)."""
         if self._categories is None or self._labels is None:

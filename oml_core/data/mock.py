@@ -44,7 +44,7 @@ from oml_core.errors import OMLError
 MOCK_DATASET_PATH = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "oml" / "mock_dataset"
 MOCK_DATAFRAMES = ("df.csv", "df_with_category.csv", "df_with_bboxes.csv", "df_with_sequence.csv")
 MANIFEST_NAME = "mock_manifest.json"
-_GENERATOR_VERSION = 2
+_GENERATOR_VERSION = 3
 _SUPERSAMPLING = 4
 _MIN_CONTRAST = 80.0  # RGB distance between the shape's colour and any background colour
 
@@ -269,8 +269,10 @@ def generate_mock_dataset(
 
     rows: list[dict[str, Any]] = []
     files: dict[str, str] = {}
-    for label, identity in enumerate(identities(seed)[:n_labels]):
-        split = TRAIN_SPLIT if label < params.n_train_labels else VALIDATION_SPLIT
+    chosen = identities(seed)[:n_labels]
+    splits = [TRAIN_SPLIT if label < params.n_train_labels else VALIDATION_SPLIT for label in range(n_labels)]
+    categories = mock_categories([(split, identity.shape) for split, identity in zip(splits, chosen)])
+    for label, (split, identity) in enumerate(zip(splits, chosen)):
         folder = root / "images" / f"{label:03d}_{identity.name}"
         folder.mkdir(parents=True, exist_ok=True)
         for instance in range(n_instances):
@@ -287,7 +289,7 @@ def generate_mock_dataset(
                     SPLIT_COLUMN: split,
                     IS_QUERY_COLUMN: True if is_val else None,
                     IS_GALLERY_COLUMN: True if is_val else None,
-                    CATEGORIES_COLUMN: identity.shape,
+                    CATEGORIES_COLUMN: categories[label],
                     SEQUENCE_COLUMN: f"seq_{label:03d}_{instance // 2}",
                     # every fourth instance has no box: rows without one use the whole image
                     **dict(zip(BBOXES_COLUMNS, (None,) * 4 if instance % 4 == 3 else box)),
@@ -309,6 +311,32 @@ def generate_mock_dataset(
     temporary.write_text(json.dumps(manifest, indent=1, sort_keys=True))
     os.replace(temporary, manifest_path)
     return root
+
+
+def mock_categories(labels: list[tuple[str, str]]) -> list[str]:
+    """The category of each label (given as ``(split, shape)``): its shape, except that within a split a shape held by
+    a single label is not a category of its own (OML's category samplers need at least two labels per category):
+    such labels form the category ``mixed``, or join the largest category when there is only one of them.
+
+    Example:
+        >>> mock_categories([("train", "star"), ("train", "star"), ("train", "ring"), ("validation", "ring")])
+        ['star', 'star', 'star', 'ring']
+    """
+    result = [shape for _, shape in labels]
+    for split in dict.fromkeys(split for split, _ in labels):
+        members: dict[str, list[int]] = {}
+        for i, (s, shape) in enumerate(labels):
+            if s == split:
+                members.setdefault(shape, []).append(i)
+        lone = [ids[0] for ids in members.values() if len(ids) == 1]
+        groups = {shape: ids for shape, ids in members.items() if len(ids) > 1}
+        if len(lone) == 1 and groups:
+            largest = max(groups, key=lambda shape: len(groups[shape]))
+            result[lone[0]] = largest
+        elif len(lone) > 1:
+            for i in lone:
+                result[i] = "mixed"
+    return result
 
 
 def _sha256(path: Path) -> str:
@@ -368,6 +396,35 @@ def download_mock_dataset(
     return df_train.reset_index(drop=True), df_val.reset_index(drop=True)  # as OML returns them
 
 
+def get_mock_images_dataset(
+    dataset_root: str | os.PathLike[str] | None = None,
+    df_name: str = "df.csv",
+    check_md5: bool = True,
+    global_paths: bool = False,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """OML 4's name and call shape for :func:`download_mock_dataset` with its default size: ``(df_train, df_val)``
+    of ``df_name`` (``df.csv``, ``df_with_category.csv``, ``df_with_bboxes.csv`` or ``df_with_sequence.csv``),
+    generated into ``dataset_root`` (default: ``MOCK_DATASET_PATH``) unless a mock dataset was generated there
+    already (of any size: it is used as it is). Every category of ``df_with_category.csv`` has
+    at least two labels in each split, as OML's category samplers need.
+
+    Example:
+        >>> df_train, df_val = get_mock_images_dataset(global_paths=True)   # doctest: +SKIP
+    """
+    root = Path(dataset_root if dataset_root is not None else MOCK_DATASET_PATH)
+    # like OML's download, a mock dataset already there is used as it is (whatever size it was generated with)
+    params = _manifest_params(root) or {}
+    return download_mock_dataset(root, df_name=df_name, check_md5=check_md5, global_paths=global_paths, **params)
+
+
+def _manifest_params(root: Path) -> dict[str, int] | None:
+    try:
+        params = json.loads((root / MANIFEST_NAME).read_text())["params"]
+        return {key: int(params[key]) for key in ("n_labels", "n_instances", "im_size", "seed")}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 __all__ = [
     "COLOURS",
     "MAX_LABELS",
@@ -378,6 +435,8 @@ __all__ = [
     "MockDatasetParams",
     "download_mock_dataset",
     "generate_mock_dataset",
+    "get_mock_images_dataset",
     "identities",
+    "mock_categories",
     "render_instance",
 ]

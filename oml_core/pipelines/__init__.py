@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ def load_pipeline_config(host: Host, path: str | Path, *, pipeline: str | None =
     data = load_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError([f"$: expected a mapping at the top of the file, got {type(data).__name__}"], str(path))
+    data = _converted_if_oml(data, str(path))
     data = apply_overrides(data, overrides or [])
     name = pipeline or data.get("pipeline", "train")
     if name not in host.pipelines:
@@ -29,3 +31,16 @@ def load_pipeline_config(host: Host, path: str | Path, *, pipeline: str | None =
     if data.setdefault("pipeline", name) != name:
         raise ConfigError([f"$.pipeline: this is a {data['pipeline']!r} config, not a {name!r} one"], str(path))
     return host.registries.structure(data, host.pipelines.get(name).config, source=str(path))
+
+
+def _converted_if_oml(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """OML 4's Hydra-style configs are converted on the fly, with a note on stderr."""
+    from oml_core.pipelines.convert import convert_oml_config, looks_like_oml_config
+
+    if not looks_like_oml_config(data):
+        return data
+    conversion = convert_oml_config(data, source=source)
+    lines = [f"note: {source} is an OML 4 config, converted on the fly (`oml config convert {source}` writes the result):"]
+    lines += [f"  {note}" for note in conversion.notes]
+    print("\n".join(lines), file=sys.stderr)
+    return conversion.config

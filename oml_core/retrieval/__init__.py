@@ -25,6 +25,7 @@ from oml_core.retrieval.metrics import (
     OVERALL_CATEGORIES_KEY,
     calc_cmc,
     calc_fnmr_at_fmr,
+    calc_fnmr_at_fmr_rr,
     calc_map,
     calc_map_at_r,
     calc_mrr,
@@ -36,7 +37,13 @@ from oml_core.retrieval.metrics import (
     calc_topological_metrics,
     reduce_metrics,
 )
-from oml_core.retrieval.postprocessors import AlphaQueryExpansion, AverageQueryExpansion, DistanceThreshold
+from oml_core.retrieval.postprocessors import (
+    AdaptiveThresholding,
+    AlphaQueryExpansion,
+    AverageQueryExpansion,
+    ConstantThresholding,
+    DistanceThreshold,
+)
 from oml_core.retrieval.results import RetrievalResults
 
 if TYPE_CHECKING:
@@ -55,14 +62,17 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "OVERALL_CATEGORIES_KEY",
     "AccumulatedItems",
+    "AdaptiveThresholding",
     "AlphaQueryExpansion",
     "AverageQueryExpansion",
+    "ConstantThresholding",
     "DistanceThreshold",
     "EmbeddingMetrics",
     "RetrievalError",
     "RetrievalResults",
     "calc_cmc",
     "calc_fnmr_at_fmr",
+    "calc_fnmr_at_fmr_rr",
     "calc_map",
     "calc_map_at_r",
     "calc_mrr",

@@ -53,7 +53,7 @@ from oml_core.retrieval.metrics import (
     category_index,
     reduce_metrics,
 )
-from oml_core.retrieval.results import RetrievalResults
+from oml_core.retrieval.results import RetrievalResults, dataset_categories, dataset_labels, dataset_sequences
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -162,6 +162,21 @@ class AccumulatedItems:
         return f"AccumulatedItems({self._n} items, keys: {', '.join(self._data)})"
 
 
+#: Where the columns taken from a dataset (OML 4's shape) are kept among the accumulated items.
+_SEQUENCES, _CATEGORIES = "__dataset_sequence", "__dataset_category"
+
+
+def _check_dataset(dataset: Any) -> None:
+    missing = [
+        m for m in ("__len__", "get_query_ids", "get_gallery_ids", "get_labels") if not callable(getattr(dataset, m, None))
+    ]
+    if missing:
+        raise RetrievalError(
+            f"EmbeddingMetrics(dataset=...) takes a labeled query/gallery dataset (e.g. ImageQueryGalleryLabeledDataset); "
+            f"{type(dataset).__name__} has no {', '.join(missing)}"
+        )
+
+
 def _state_name(position: int, key: str) -> str:
     return f"acc{position}_" + "".join(c if c.isalnum() else "_" for c in key)
 
@@ -196,7 +211,7 @@ class EmbeddingMetrics(torchmetrics.Metric):
 
     def __init__(
         self,
-        embeddings_key: str = "embeddings",
+        embeddings_key: str | Any = "embeddings",
         labels_key: str = "labels",
         is_query_key: str = "is_query",
         is_gallery_key: str = "is_gallery",
@@ -221,10 +236,20 @@ class EmbeddingMetrics(torchmetrics.Metric):
         index_key: str = "idx",
         paths_key: str = "paths",
         chunk_size: int | None = None,
+        dataset: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         check_metric(metric)
+        if not isinstance(embeddings_key, str):  # OML 4's EmbeddingMetrics(dataset, ...)
+            if dataset is not None:
+                raise RetrievalError("EmbeddingMetrics: the dataset was given twice (first argument and dataset=)")
+            dataset, embeddings_key = embeddings_key, "embeddings"
+        if dataset is not None:
+            _check_dataset(dataset)
+        #: OML 4's shape: labels, the query/gallery split, categories and sequences come from this dataset and the
+        #: batches only carry embeddings and item indices
+        self.dataset = dataset
         if isinstance(extra_keys, str):
             extra_keys = (extra_keys,)
         self.embeddings_key, self.labels_key = embeddings_key, labels_key
@@ -251,14 +276,11 @@ class EmbeddingMetrics(torchmetrics.Metric):
         self.visualize_only_overall_category = visualize_only_overall_category
         self.verbose = verbose
 
+        from_batches = [labels_key, is_query_key, is_gallery_key, categories_key, sequence_key] if dataset is None else []
         keys = [
             embeddings_key,
-            labels_key,
-            is_query_key,
-            is_gallery_key,
+            *from_batches,
             index_key,
-            categories_key,
-            sequence_key,
             *self.extra_keys,
             # OML 2.x: what the postprocessor reads (e.g. the pairwise re-ranker's "paths") is accumulated too, so
             # EmbeddingMetrics(postprocessor=...) works without repeating those keys in extra_keys
@@ -282,7 +304,7 @@ class EmbeddingMetrics(torchmetrics.Metric):
         if num_samples is not None and (not isinstance(num_samples, int) or num_samples < 1):
             raise RetrievalError(f"EmbeddingMetrics.setup: num_samples must be a positive int, got {num_samples!r}")
         self.reset()
-        self._num_samples = num_samples
+        self._num_samples = num_samples if num_samples is not None or self.dataset is None else len(self.dataset)
 
     def reset(self) -> None:
         super().reset()
@@ -293,13 +315,28 @@ class EmbeddingMetrics(torchmetrics.Metric):
         self.metrics_unreduced = None
         self._queries_by_category = {}
 
-    def update_data(self, data_dict: Mapping[str, Any] | None = None, **fields: Any) -> None:
+    def update_data(self, data_dict: Mapping[str, Any] | None = None, indices: Any = None, **fields: Any) -> None:
         """Add a batch: ``update_data(batch)``, ``update_data(data_dict=batch)`` or ``update_data(embeddings=..., labels=...,
-        is_query=..., is_gallery=...)``. Keys other than the accumulated ones are ignored."""
-        self.update(data_dict, **fields)
+        is_query=..., is_gallery=...)``; with a dataset (OML 4), ``update_data(batch, indices)``. Keys other than the
+        accumulated ones are ignored."""
+        self.update(data_dict, indices, **fields)
 
-    def update(self, data_dict: Mapping[str, Any] | None = None, **fields: Any) -> None:  # type: ignore[override]
+    def update(  # type: ignore[override]
+        self, data_dict: Mapping[str, Any] | Tensor | None = None, indices: Any = None, **fields: Any
+    ) -> None:
+        """Add a batch (see :meth:`update_data`); OML 4's ``update(embeddings, indices)`` also works."""
+        if isinstance(data_dict, Tensor):
+            data_dict = {self.embeddings_key: data_dict}
         data = {**(data_dict or {}), **fields}
+        if "embeddings" in data and self.embeddings_key not in data and self.dataset is not None:
+            data[self.embeddings_key] = data["embeddings"]
+        if indices is not None:
+            data[self.index_key] = indices
+        if self.dataset is not None and self.index_key not in data:
+            raise RetrievalError(
+                f"EmbeddingMetrics(dataset=...) needs the dataset positions of the batch's items: a {self.index_key!r} "
+                "key in the batch (the datasets put it there) or update(embeddings, indices)"
+            )
         if self.embeddings_key not in data:
             raise RetrievalError(
                 f"EmbeddingMetrics.update_data: the batch has no {self.embeddings_key!r} (embeddings_key); it has: "
@@ -314,13 +351,13 @@ class EmbeddingMetrics(torchmetrics.Metric):
             )
         n = len(embeddings)
         data[self.embeddings_key] = embeddings
-        required = [self.labels_key]
+        required = [self.labels_key] if self.dataset is None else []
         missing = [k for k in required if k not in data]
         if missing:
             raise RetrievalError(
                 f"EmbeddingMetrics.update_data: the batch has no {missing[0]!r}; it has: {', '.join(map(str, data))}"
             )
-        for key in (self.is_query_key, self.is_gallery_key):
+        for key in (self.is_query_key, self.is_gallery_key) if self.dataset is None else ():
             if key not in data:  # no query/gallery split given: every item is both (1-vs-rest)
                 data[key] = torch.ones(n, dtype=torch.bool, device=embeddings.device)
         for key in self.keys_to_accumulate:
@@ -396,6 +433,8 @@ class EmbeddingMetrics(torchmetrics.Metric):
             keep = order[first]
             data = {k: _take(v, keep) for k, v in data.items()}
         n = len(data[self.embeddings_key])
+        if self.dataset is not None:
+            data = self._dataset_columns(data)
         if self._num_samples is not None and n != self._num_samples:
             raise RetrievalError(
                 f"EmbeddingMetrics: metrics need the whole dataset, but {n} distinct items were accumulated for "
@@ -410,13 +449,43 @@ class EmbeddingMetrics(torchmetrics.Metric):
             paths_key=self.paths_key,
         )
 
+    def _dataset_columns(self, data: dict[str, Tensor | list[Any]]) -> dict[str, Tensor | list[Any]]:
+        """OML 4's shape: labels, the split, categories and sequences of the accumulated items, from the dataset."""
+        dataset = self.dataset
+        n = len(dataset)
+        idx = torch.as_tensor(data[self.index_key]).long().cpu()
+        if len(idx) != n or not torch.equal(idx, torch.arange(n)):
+            raise RetrievalError(
+                f"EmbeddingMetrics(dataset=...): metrics need every item of the dataset ({n}) once, but {len(idx)} distinct "
+                "items were accumulated"
+            )
+        out = dict(data)
+        labels = dataset_labels(dataset)
+        if labels is None:
+            raise RetrievalError(f"EmbeddingMetrics(dataset=...): {type(dataset).__name__} has no labels (get_labels())")
+        out[self.labels_key] = torch.as_tensor(np.asarray(labels))
+        for key, method in ((self.is_query_key, "get_query_ids"), (self.is_gallery_key, "get_gallery_ids")):
+            mask = torch.zeros(n, dtype=torch.bool)
+            mask[torch.as_tensor(getattr(dataset, method)(), dtype=torch.long).reshape(-1)] = True
+            out[key] = mask
+        sequences, categories = dataset_sequences(dataset), dataset_categories(dataset)
+        if sequences is not None:
+            out[_SEQUENCES] = list(sequences)
+        if categories is not None:
+            out[_CATEGORIES] = [c.item() if isinstance(c, np.generic) else c for c in categories]
+        return out
+
     def compute(self) -> TMetricsDict:
         items = self._collect()
         embeddings = items.embeddings
         max_k = max([*self.cmc_top_k, *self.precision_top_k, *self.map_top_k, *self.mrr_top_k, 1])
         if self.postprocessor is not None:
             max_k = max(max_k, int(getattr(self.postprocessor, "top_n", 0) or 0))
-        sequences = items[self.sequence_key] if self.sequence_key is not None else None
+        sequence_key, categories_key = self.sequence_key, self.categories_key
+        if self.dataset is not None:
+            sequence_key = _SEQUENCES if _SEQUENCES in items else None
+            categories_key = _CATEGORIES if _CATEGORIES in items else None
+        sequences = items[sequence_key] if sequence_key is not None else None
         rr, fnmr = RetrievalResults._search_items(
             embeddings,
             labels=items.labels,
@@ -430,7 +499,7 @@ class EmbeddingMetrics(torchmetrics.Metric):
             at_least_n_gt=self.map_at_r or self.r_precision,
         )
         if self.postprocessor is not None:
-            processed = self.postprocessor.process(rr, items)
+            processed = self.postprocessor.process(rr, items if self.dataset is None else self.dataset)
             if not isinstance(processed, RetrievalResults):
                 raise RetrievalError(
                     f"postprocessor {type(self.postprocessor).__name__}.process returned {type(processed).__name__}, "
@@ -450,8 +519,8 @@ class EmbeddingMetrics(torchmetrics.Metric):
         }
         query_ids = rr.query_item_ids if rr.query_item_ids is not None else items.get_query_ids()
         self._queries_by_category = {OVERALL_CATEGORIES_KEY: torch.arange(len(rr))}
-        if self.categories_key is not None:
-            categories = items[self.categories_key]
+        if categories_key is not None:
+            categories = items[categories_key]
             query_categories = _take(categories, query_ids)
             metrics_r = calc_retrieval_metrics_rr(rr, query_categories=query_categories, **args)
             metrics_t = calc_topological_metrics(embeddings, self.pcf_variance, categories=categories)
@@ -481,7 +550,9 @@ class EmbeddingMetrics(torchmetrics.Metric):
 
     # -------------------------------------------------------------------------------------------- visualisation
     def ready_to_visualize(self) -> bool:
-        """True when image paths are accumulated (``extra_keys=("paths",)``)."""
+        """True when image paths are accumulated (``extra_keys=("paths",)``) or the dataset draws its items."""
+        if self.dataset is not None:
+            return callable(getattr(self.dataset, "visualize", None)) or callable(getattr(self.dataset, "get_paths", None))
         return self.paths_key in self.keys_to_accumulate
 
     def get_worst_queries_ids(self, metric_name: str, n_queries: int) -> list[int]:
@@ -504,7 +575,8 @@ class EmbeddingMetrics(torchmetrics.Metric):
     def get_plot_for_queries(self, query_ids: list[int], n_instances: int, verbose: bool = False) -> Figure:
         if self.retrieval_results is None or self.items is None:
             raise RetrievalError("compute_metrics() first: there are no retrieval results to draw")
-        return self.retrieval_results.visualize(query_ids, self.items, n_galleries_to_show=n_instances, verbose=verbose)
+        source = self.items if self.dataset is None else self.dataset
+        return self.retrieval_results.visualize(query_ids, source, n_galleries_to_show=n_instances, verbose=verbose)
 
     def get_plot_for_worst_queries(self, metric_name: str, n_queries: int, n_instances: int, verbose: bool = False) -> Figure:
         return self.get_plot_for_queries(self.get_worst_queries_ids(metric_name, n_queries), n_instances, verbose=verbose)

@@ -353,6 +353,28 @@ def calc_retrieval_metrics_rr(
     )
 
 
+def calc_fnmr_at_fmr_rr(rr: RetrievalResults, fmr_vals: Sequence[float] = (0.1,)) -> TMetricsDict:
+    """OML 4's FNMR@FMR of the retrieved items only: the distances of the relevant retrieved items are the
+    positives, those of the others the negatives (see :func:`calc_fnmr_at_fmr`); ``{}`` when ``fmr_vals`` is empty.
+    :class:`EmbeddingMetrics` (``fmr_vals=...``) computes it over all query-gallery pairs instead.
+
+    Example:
+        >>> from oml_core.retrieval import RetrievalResults
+        >>> rr = RetrievalResults.from_embeddings(torch.tensor([[0.0], [0.1], [5.0], [5.2]]), labels=[0, 0, 1, 1], n_items=3)
+        >>> calc_fnmr_at_fmr_rr(rr, fmr_vals=(0.5,))
+        {'fnmr@fmr': {0.5: tensor(0.)}}
+    """
+    if not fmr_vals:
+        return {}
+    if rr.n_gt is None:
+        raise RetrievalError("these retrieval results have no ground truth (labels or gt_ids), so FNMR@FMR cannot be computed")
+    valid = rr.padded_ids >= 0
+    correct = rr.is_correct()
+    distances = rr.padded_distances
+    values = calc_fnmr_at_fmr(distances[valid & correct], distances[valid & ~correct], fmr_vals)
+    return {"fnmr@fmr": dict(zip(fmr_vals, values))}
+
+
 def calc_retrieval_metrics(
     retrieved_ids: Sequence[Tensor] | Tensor,
     gt_ids: Sequence[Tensor],

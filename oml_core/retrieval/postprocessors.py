@@ -162,8 +162,65 @@ class DistanceThreshold:
         return f"DistanceThreshold(threshold={self.threshold})"
 
 
+class ConstantThresholding:
+    """OML 4's ``ConstantThresholding(th)``: keep the retrieved items strictly closer than ``th`` to their query.
+
+    Example:
+        >>> from oml_core.retrieval import RetrievalResults
+        >>> rr = RetrievalResults(torch.tensor([[0.5, 1.0, 2.0]]), torch.tensor([[3, 1, 0]]))
+        >>> ConstantThresholding(th=1.0).process(rr).retrieved_ids
+        (tensor([3]),)
+    """
+
+    def __init__(self, th: float) -> None:
+        self.th = float(th)
+
+    def process(self, rr: RetrievalResults, dataset: Any = None) -> RetrievalResults:
+        keep = rr.padded_distances < self.th
+        return rr.with_retrieved(
+            torch.where(keep, rr.padded_ids, torch.full_like(rr.padded_ids, -1)), rr.padded_distances, sort=False
+        )
+
+    def __repr__(self) -> str:
+        return f"ConstantThresholding(th={self.th})"
+
+
+class AdaptiveThresholding:
+    """OML 4's ``AdaptiveThresholding(n_std)``: cut each query's list at its first gap between consecutive distances
+    larger than ``n_std`` times the average gap (over all queries); the smaller ``n_std``, the shorter the lists.
+
+    Example:
+        >>> from oml_core.retrieval import RetrievalResults
+        >>> rr = RetrievalResults(torch.tensor([[0.0, 0.1, 5.0], [1.0, 1.1, 1.2]]), torch.tensor([[0, 1, 2], [2, 1, 0]]))
+        >>> [r.tolist() for r in AdaptiveThresholding(n_std=2).process(rr).retrieved_ids]
+        [[0, 1], [2, 1, 0]]
+    """
+
+    def __init__(self, n_std: float) -> None:
+        self.n_std = float(n_std)
+
+    def process(self, rr: RetrievalResults, dataset: Any = None) -> RetrievalResults:
+        ids, distances = rr.padded_ids, rr.padded_distances
+        if ids.shape[1] < 2:
+            return rr.with_retrieved(ids, distances, sort=False)
+        both = (ids[:, 1:] >= 0) & (ids[:, :-1] >= 0)
+        gaps = torch.where(both, distances[:, 1:] - distances[:, :-1], torch.zeros_like(distances[:, 1:]))
+        if not bool(both.any()):
+            return rr.with_retrieved(ids, distances, sort=False)
+        mean_gap = gaps[both].double().mean()
+        big = both & (gaps.double() > self.n_std * mean_gap)
+        # positions after the first big gap are dropped: count the big gaps before each position
+        after_gap = torch.cat([torch.zeros_like(big[:, :1]), big.cumsum(dim=1) > 0], dim=1)
+        return rr.with_retrieved(torch.where(after_gap, torch.full_like(ids, -1), ids), distances, sort=False)
+
+    def __repr__(self) -> str:
+        return f"AdaptiveThresholding(n_std={self.n_std})"
+
+
 __all__ = [
+    "AdaptiveThresholding",
     "AlphaQueryExpansion",
+    "ConstantThresholding",
     "AlphaQueryExpansionConfig",
     "AverageQueryExpansion",
     "DistanceThreshold",

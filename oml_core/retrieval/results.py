@@ -338,14 +338,10 @@ class RetrievalResults:
                 raise RetrievalError(f"got {n} embeddings for a dataset of {len(dataset)} items")
             query_pos = torch.as_tensor(dataset.get_query_ids(), dtype=torch.long)
             gallery_pos = torch.as_tensor(dataset.get_gallery_ids(), dtype=torch.long)
-            if labels is None and hasattr(dataset, "get_labels"):
-                try:
-                    labels = dataset.get_labels()
-                except Exception:  # noqa: BLE001 - unlabeled datasets may raise anything here; then there is no ground truth
-                    labels = None
-            extra = getattr(dataset, "extra_data", {}) or {}
-            if sequences is None and "sequence" in extra:
-                sequences = extra["sequence"]
+            if labels is None:
+                labels = dataset_labels(dataset)
+            if sequences is None:
+                sequences = dataset_sequences(dataset)
         else:
             query_pos = _positions(is_query, n, "is_query")
             gallery_pos = _positions(is_gallery, n, "is_gallery")
@@ -396,6 +392,8 @@ class RetrievalResults:
         cls,
         embeddings_query: Tensor,
         embeddings_gallery: Tensor,
+        dataset_query: Any = None,
+        dataset_gallery: Any = None,
         *,
         query_labels: Any = None,
         gallery_labels: Any = None,
@@ -404,14 +402,35 @@ class RetrievalResults:
         n_items: int = 100,
         metric: str = "euclidean",
         chunk_size: int | None = None,
+        verbose: bool = False,
     ) -> RetrievalResults:
         """Queries and gallery given separately (no item is both, so only ``sequences`` exclude pairs).
+
+        OML 4's shape ``from_embeddings_qg(embeddings_query, embeddings_gallery, dataset_query, dataset_gallery,
+        n_items=100)`` takes labels and sequences from the two datasets when they have them (``get_labels()``,
+        ``get_sequences()`` or ``extra_data["sequence"]``).
 
         Example:
             >>> rr = RetrievalResults.from_embeddings_qg(torch.tensor([[0.0]]), torch.tensor([[2.0], [1.0]]), n_items=2)
             >>> rr.retrieved_ids[0].tolist()
             [1, 0]
         """
+        for dataset, embeddings, what in (
+            (dataset_query, embeddings_query, "query"),
+            (dataset_gallery, embeddings_gallery, "gallery"),
+        ):
+            if dataset is not None and len(dataset) != len(embeddings):
+                raise RetrievalError(f"got {len(embeddings)} {what} embeddings for a {what} dataset of {len(dataset)} items")
+        if dataset_query is not None and dataset_gallery is not None and query_labels is None and gallery_labels is None:
+            query_labels, gallery_labels = dataset_labels(dataset_query), dataset_labels(dataset_gallery)
+            if query_labels is None or gallery_labels is None:
+                query_labels = gallery_labels = None
+        if dataset_query is not None and query_sequences is None:
+            query_sequences = dataset_sequences(dataset_query)
+        if dataset_gallery is not None and gallery_sequences is None:
+            gallery_sequences = dataset_sequences(dataset_gallery)
+        if (query_sequences is None) != (gallery_sequences is None):
+            query_sequences = gallery_sequences = None  # OML 4: a sequence only excludes items of the same sequence
         exclude = exclusion_groups(query_sequences=query_sequences, gallery_sequences=gallery_sequences)
         search = Search(embeddings_query, embeddings_gallery, metric=metric, chunk_size=chunk_size, exclude=exclude)
         label_gt = None
@@ -535,6 +554,94 @@ class RetrievalResults:
             show=show,
         )
 
+    def visualize_qg(
+        self,
+        query_ids: Sequence[int] | Tensor,
+        dataset_query: Any = None,
+        dataset_gallery: Any = None,
+        *,
+        query_images: Sequence[Any] | Callable[[int], Any] | None = None,
+        gallery_images: Sequence[Any] | Callable[[int], Any] | None = None,
+        n_galleries_to_show: int = 5,
+        n_gt_to_show: int = 2,
+        path: str | None = None,
+        show: bool = False,
+        verbose: bool = False,
+    ) -> Figure:
+        """OML 4's ``visualize_qg``: like :meth:`visualize` for results of :meth:`from_embeddings_qg`, whose queries
+        and gallery items come from two datasets (query ``q`` is item ``q`` of ``dataset_query``, gallery item ``g``
+        item ``g`` of ``dataset_gallery``)."""
+        from oml_core.retrieval.visualize import draw_retrieval, image_source
+
+        if dataset_query is not None and len(dataset_query) != len(self):
+            raise RetrievalError(f"the results have {len(self)} queries but dataset_query has {len(dataset_query)} items")
+        if verbose:
+            print(f"Visualizing {n_galleries_to_show} for the following query ids: {list(map(int, query_ids))}.")
+        return draw_retrieval(
+            self,
+            [int(q) for q in query_ids],
+            dataset=dataset_query,
+            images=query_images,
+            n_galleries_to_show=n_galleries_to_show,
+            n_gt_to_show=n_gt_to_show,
+            path=path,
+            show=show,
+            gallery_source=image_source(dataset_gallery, gallery_images),
+        )
+
+    def visualize_as_html(
+        self,
+        query_ids: Sequence[int] | Tensor,
+        dataset: Any = None,
+        *,
+        images: Sequence[Any] | Callable[[int], Any] | None = None,
+        dataset_gallery: Any = None,
+        gallery_images: Sequence[Any] | Callable[[int], Any] | None = None,
+        n_galleries_to_show: int = 3,
+        n_gt_to_show: int = 2,
+        path: str | None = None,
+        title: str = "Retrieval results",
+        show: bool = False,
+    ) -> str:
+        """The queries ``query_ids`` and their nearest gallery items as one self-contained HTML page (images embedded
+        as PNG), returned as a string and written to ``path`` when given. Images come from ``dataset`` / ``images``
+        as in :meth:`visualize`; for results of :meth:`from_embeddings_qg` pass the gallery's as ``dataset_gallery``
+        / ``gallery_images``. ``show=True`` displays it in a notebook (IPython), if there is one.
+
+        Example:
+            >>> import numpy as np
+            >>> rr = RetrievalResults.from_embeddings(torch.tensor([[0.0], [0.1], [5.0]]), labels=[0, 0, 1], n_items=2)
+            >>> page = rr.visualize_as_html([0], images=[np.zeros((8, 8, 3), np.uint8)] * 3)
+            >>> page.count("<img"), "Gallery #1 - 0.100" in page
+            (4, True)
+        """
+        from oml_core.retrieval.html import retrieval_html
+        from oml_core.retrieval.visualize import image_source
+
+        query_source = image_source(dataset, images)
+        separate = dataset_gallery is not None or gallery_images is not None
+        page = retrieval_html(
+            self,
+            [int(q) for q in query_ids],
+            query_source,
+            image_source(dataset_gallery, gallery_images) if separate else query_source,
+            n_galleries_to_show=n_galleries_to_show,
+            n_gt_to_show=n_gt_to_show,
+            title=title,
+        )
+        if path is not None:
+            from pathlib import Path
+
+            Path(path).write_text(page, encoding="utf-8")
+        if show:
+            try:
+                from IPython.display import HTML, display
+            except ImportError:
+                pass
+            else:
+                display(HTML(page))
+        return page
+
     def visualize_worst(
         self,
         metric: str = "map",
@@ -552,6 +659,61 @@ class RetrievalResults:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+def dataset_labels(dataset: Any) -> Any:
+    """The labels of a dataset (``get_labels()``), or None when it has none (an unlabeled dataset).
+
+    Example:
+        >>> class Unlabeled: ...
+        >>> dataset_labels(Unlabeled()) is None
+        True
+    """
+    get_labels = getattr(dataset, "get_labels", None)
+    if not callable(get_labels):
+        return None
+    try:
+        return get_labels()
+    except Exception:  # noqa: BLE001 - unlabeled datasets may raise anything here; then there is no ground truth
+        return None
+
+
+def dataset_sequences(dataset: Any) -> Any:
+    """The sequence of each item of a dataset: ``get_sequences()`` (this project's datasets), else OML 4's
+    ``extra_data["sequence"]``; None when the dataset has no sequences.
+
+    Example:
+        >>> class OML4Style:
+        ...     extra_data = {"sequence": ["a", "a", "b"]}
+        >>> dataset_sequences(OML4Style())
+        ['a', 'a', 'b']
+    """
+    get_sequences = getattr(dataset, "get_sequences", None)
+    if callable(get_sequences):
+        sequences = get_sequences()
+        if sequences is not None:
+            return sequences
+    extra = getattr(dataset, "extra_data", None) or {}
+    return extra.get("sequence")
+
+
+def dataset_categories(dataset: Any) -> Any:
+    """The category of each item of a dataset: ``get_categories()``, else OML 4's ``extra_data["category"]``; None
+    when it has none.
+
+    Example:
+        >>> class OML4Style:
+        ...     extra_data = {"category": ["shoes", "bags"]}
+        >>> dataset_categories(OML4Style())
+        ['shoes', 'bags']
+    """
+    get_categories = getattr(dataset, "get_categories", None)
+    if callable(get_categories):
+        categories = get_categories()
+        if categories is not None:
+            return categories
+    extra = getattr(dataset, "extra_data", None) or {}
+    return extra.get("category")
+
+
 def _as_padded(distances: Tensor | Sequence[Any], retrieved_ids: Tensor | Sequence[Any]) -> tuple[Tensor, Tensor]:
     if isinstance(retrieved_ids, Tensor) and retrieved_ids.ndim == 2:
         ids = retrieved_ids.long()

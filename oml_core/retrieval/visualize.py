@@ -84,6 +84,15 @@ def image_source(dataset: Any, images: Sequence[Any] | Callable[[int], Any] | No
     return lambda item, color: _to_array(paths[item])
 
 
+def check_query_ids(rr: RetrievalResults, query_ids: Sequence[int]) -> None:
+    """A clear error for an empty or out-of-range list of query ids."""
+    if not query_ids:
+        raise OMLError("visualize needs at least one query id")
+    bad = [q for q in query_ids if not 0 <= q < len(rr)]
+    if bad:
+        raise OMLError(f"query ids {bad} are out of range: there are {len(rr)} queries")
+
+
 def _frame(ax: Any, color: Color) -> None:
     ax.set_xticks([])
     ax.set_yticks([])
@@ -103,14 +112,14 @@ def draw_retrieval(
     n_gt_to_show: int,
     path: str | os.PathLike[str] | None,
     show: bool,
+    gallery_source: Callable[[int, Color], np.ndarray] | None = None,
 ) -> Figure:
+    """Draw ``query_ids`` with their retrieved items; ``gallery_source`` draws the gallery items when they come from
+    another dataset than the queries (``RetrievalResults.visualize_qg``)."""
     plt = import_pyplot()
-    if not query_ids:
-        raise OMLError("visualize needs at least one query id")
-    bad = [q for q in query_ids if not 0 <= q < len(rr)]
-    if bad:
-        raise OMLError(f"query ids {bad} are out of range: there are {len(rr)} queries")
+    check_query_ids(rr, query_ids)
     load = image_source(dataset, images)
+    load_gallery = gallery_source if gallery_source is not None else load
     ids, dist = rr.padded_ids.cpu(), rr.padded_distances.cpu()
     correct = rr.is_correct() if rr.n_gt is not None else None
     gt = rr.gt_ids if n_gt_to_show > 0 else None
@@ -137,7 +146,7 @@ def draw_retrieval(
                 ax.axis("off")
                 continue
             color = BLACK if correct is None else (GREEN if bool(correct[q, j]) else RED)
-            ax.imshow(load(gallery_item(g), color))
+            ax.imshow(load_gallery(gallery_item(g), color))
             ax.set_title(f"Gallery #{g} - {float(dist[q, j]):.3f}", fontsize=9)
             _frame(ax, color)
         for j in range(n_gt):
@@ -145,7 +154,7 @@ def draw_retrieval(
             if gt is None or j >= len(gt[q]):
                 ax.axis("off")
                 continue
-            ax.imshow(load(gallery_item(int(gt[q][j])), GRAY))
+            ax.imshow(load_gallery(gallery_item(int(gt[q][j])), GRAY))
             ax.set_title("GT", fontsize=9)
             _frame(ax, GRAY)
     fig.tight_layout()
@@ -161,4 +170,4 @@ def as_numpy_image(image: Any) -> np.ndarray:
     return _to_array(image)
 
 
-__all__ = ["as_numpy_image", "draw_retrieval", "image_source", "import_pyplot"]
+__all__ = ["as_numpy_image", "check_query_ids", "draw_retrieval", "image_source", "import_pyplot"]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import lightning.pytorch as pl
 
+from oml_lightning import logging
 from oml_lightning._impl import (
     DDPLoadersLogic,
     ExtractorLogic,
@@ -73,4 +74,5 @@ __all__ = [
     "RankBatchSampler",
     "loader_for_rank",
     "log_figure",
+    "logging",
 ]

@@ -17,6 +17,7 @@ from oml_miners._common import (
     positive_negative_masks,
     true_columns,
 )
+from oml_miners.bank import MinerWithBank
 from oml_miners.cluster import HardClusterMiner
 from oml_miners.inbatch import (
     AllTripletsMiner,
@@ -35,6 +36,7 @@ __all__ = [
     "AllTripletsMinerConfig",
     "HardClusterMiner",
     "HardTripletsMiner",
+    "MinerWithBank",
     "MiningError",
     "NHardTripletsMiner",
     "NHardTripletsMinerConfig",

@@ -35,6 +35,9 @@ class ResnetExtractor(nn.Module):
         512
     """
 
+    #: OML's ``ResnetExtractor.pretrained_models``: the zoo's weights for this extractor, by name
+    pretrained_models = {entry.name: entry for entry in pretrained.WEIGHTS if entry.extractor == "resnet"}
+
     constructors = tuple(ARCHS)
 
     def __init__(

@@ -43,6 +43,9 @@ class ViTExtractor(nn.Module):
         torch.Size([2, 384])
     """
 
+    #: OML's ``ViTExtractor.pretrained_models``: the zoo's weights for this extractor, by name
+    pretrained_models = {entry.name: entry for entry in pretrained.WEIGHTS if entry.extractor == "vit"}
+
     constructors = tuple(ARCHS)
 
     def __init__(
