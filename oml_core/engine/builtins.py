@@ -337,7 +337,10 @@ class MetricLogging:
 
 def default_plugins(engine: Engine) -> list[object]:
     options = engine.options
+    from oml_core.engine.run_artifacts import TrackerArtifacts, ValidationSnapshot
+
     plugins: list[object] = [DefaultTrainStep(), Seeding(), LRScheduling(), Validation(), Checkpointing(), MetricLogging()]
+    plugins += [ValidationSnapshot(), TrackerArtifacts()]
     if options.progress_bar:
         plugins.append(ProgressBar())
     if options.early_stopping_patience is not None:
