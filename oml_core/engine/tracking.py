@@ -16,12 +16,15 @@ import json
 import queue
 import sys
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 from oml_core.errors import OMLError
 
+#: After a failed send, events are dropped (not tried) for this many seconds, so a dead server costs no retries.
+RETRY_AFTER_S = 30.0
 #: Longest parameter value sent to a tracker (MLflow's limit is 6000 characters); longer ones are cut.
 MAX_PARAM_LENGTH = 5000
 
@@ -92,6 +95,7 @@ class TrackerLogger:
         self.lost: str | None = None  # the first failure, once the tracker was lost
         self.failed_sends = 0
         self.dropped = 0
+        self._next_try = 0.0
         previous = self._read_state()
         self.resumed = previous is not None
         try:
@@ -197,6 +201,9 @@ class TrackerLogger:
             if item is _STOP:
                 break
             method, args = item
+            if self.lost is not None and time.monotonic() < self._next_try:
+                self.dropped += 1
+                continue
             self._call(method, *args)
         self._call(self._finish)
 
@@ -205,6 +212,7 @@ class TrackerLogger:
             method(*args)
         except Exception as exc:  # noqa: BLE001 - a lost tracker must never stop training
             self.failed_sends += 1
+            self._next_try = time.monotonic() + RETRY_AFTER_S
             self._report(f"{type(exc).__name__}: {_first_line(exc)}")
 
     def _report(self, problem: str) -> None:
@@ -226,4 +234,4 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else "(no message)"
 
 
-__all__ = ["MAX_PARAM_LENGTH", "TrackerError", "TrackerLogger", "figure_png", "flatten_params"]
+__all__ = ["MAX_PARAM_LENGTH", "RETRY_AFTER_S", "TrackerError", "TrackerLogger", "figure_png", "flatten_params"]
