@@ -10,6 +10,7 @@ VENV=${OML_VENV:-$ROOT/.venv}
 PY=${PYTHON:-python3}
 
 setup() {
+  bash "$ROOT/scripts/system-packages.sh"
   local stamp="$VENV/.oml-setup-stamp"
   # re-install only when a package definition or the requirements changed
   local want

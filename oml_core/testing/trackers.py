@@ -17,9 +17,11 @@ from typing import Any
 from oml_core.config import dump_yaml
 
 
-def tiny_train_config(tmp_path: Path, *, loggers: list[dict[str, Any]], epochs: int = 1, **changes: Any) -> Path:
+def tiny_train_config(
+    tmp_path: Path, *, loggers: list[dict[str, Any]], epochs: int = 1, dataframe: str = "df.csv", **changes: Any
+) -> Path:
     """Write a config that trains a small ResNet on 32-pixel mock images (9 labels x 4) and validates before
-    training and after every epoch; returns its path (``tmp_path/train.yaml``, runs under ``tmp_path/runs``)."""
+    training and after every epoch (``dataframe``: one of the mock's, e.g. ``df_with_category.csv``); returns its path (``tmp_path/train.yaml``, runs under ``tmp_path/runs``)."""
     from oml_core.data import download_mock_dataset
 
     root = tmp_path / "mock"
@@ -30,7 +32,7 @@ def tiny_train_config(tmp_path: Path, *, loggers: list[dict[str, Any]], epochs: 
         "epochs": epochs,
         "device": "cpu",
         "run_dir": str(tmp_path / "runs"),
-        "data": {"dataframe": str(root / "df.csv"), "dataset_root": str(root), "im_size": 32},
+        "data": {"dataframe": str(root / dataframe), "dataset_root": str(root), "im_size": 32},
         "extractor": {"type": "resnet", "arch": "resnet18", "weights": None},
         "criterion": {"type": "triplet_with_miner", "margin": 0.2, "miner": {"type": "hard_triplets"}},
         "sampler": {"type": "balance", "n_labels": 3, "n_instances": 3},
