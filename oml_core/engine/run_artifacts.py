@@ -68,9 +68,7 @@ class TrackerArtifacts:
 
     @hookimpl
     def oml_validation_end(self, engine: Engine) -> None:
-        loggers = [
-            lg for lg in engine.loggers if callable(getattr(lg, "log_figure", None)) and getattr(lg, "log_figures", True)
-        ]
+        loggers = [lg for lg in engine.loggers if callable(getattr(lg, "log_figure", None)) and getattr(lg, "log_figures", True)]
         results = engine.last_retrieval_results
         if not loggers or results is None or not engine.state.is_main_process or len(results) == 0:
             return

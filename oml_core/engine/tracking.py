@@ -132,7 +132,9 @@ class TrackerLogger:
         self._queue.put(_STOP)
         self._thread.join(self.close_timeout)
         if self._thread.is_alive():
-            self._report(f"it did not answer within {self.close_timeout:.0f} s at the end of the run; what was still queued is dropped")
+            self._report(
+                f"it did not answer within {self.close_timeout:.0f} s at the end of the run; what was still queued is dropped"
+            )
 
     # ------------------------------------------------------------------------------------------ for subclasses
     def _start(self, resume: dict[str, Any] | None) -> dict[str, Any]:

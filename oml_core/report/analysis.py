@@ -119,6 +119,7 @@ def analyse(snapshot: dict[str, Any], *, top_k: int = 5, n_worst: int = 8, max_k
     cmc = hits.double().mean(0) if len(hits) else torch.zeros(k, dtype=torch.float64)
 
     query_items, gallery_items = rr.query_item_ids, rr.gallery_item_ids
+    assert query_items is not None and gallery_items is not None  # from_embeddings always maps them to items
     chosen = _evenly(len(query_items), MAX_PAIR_QUERIES)
     q_items = query_items[chosen]
     dist = pair_distances(embeddings[q_items], embeddings[gallery_items], distance)

@@ -54,7 +54,9 @@ def load_run_data(run_dir: str | Path) -> RunData:
         try:
             snapshot = torch.load(snapshot_path, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same advice
-            raise ReportError(f"{snapshot_path}: cannot be read ({type(exc).__name__}: {exc}); validate again to rewrite it") from None
+            raise ReportError(
+                f"{snapshot_path}: cannot be read ({type(exc).__name__}: {exc}); validate again to rewrite it"
+            ) from None
     if not history and snapshot is None:
         raise ReportError(
             f"{run_dir} has neither metrics.json nor {SNAPSHOT}: nothing to report. Runs of oml train write both "

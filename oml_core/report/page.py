@@ -25,7 +25,8 @@ figure{margin:.5em 0;display:inline-block;vertical-align:top} figure img{max-wid
 .thumb{display:flex;flex-direction:column;align-items:center;font-size:.72em;width:124px}
 .thumb img{width:112px;height:112px;object-fit:cover;border:5px solid #000;box-sizing:content-box}
 .thumb.query img{border-color:#1f5fd6} .thumb.correct img{border-color:#1a9c3a} .thumb.incorrect img{border-color:#d62a1f}
-.thumb.missing .ph{width:112px;height:112px;border:5px solid #999;background:#eee;display:flex;align-items:center;justify-content:center}
+.thumb.missing .ph{width:112px;height:112px;border:5px solid #999;background:#eee;
+  display:flex;align-items:center;justify-content:center}
 """
 
 
@@ -98,7 +99,9 @@ def _history_figure(history: list[dict[str, Any]], metrics: list[str]) -> str:
     figure, axis = plt.subplots(figsize=(7, 3.2))
     steps = [row.get("step", i) for i, row in enumerate(history)]
     for metric in metrics:
-        axis.plot(steps, [row.get("OVERALL/" + metric.replace("@", "/"), float("nan")) for row in history], marker="o", label=metric)
+        axis.plot(
+            steps, [row.get("OVERALL/" + metric.replace("@", "/"), float("nan")) for row in history], marker="o", label=metric
+        )
     axis.set_xlabel("training step")
     axis.set_ylabel("value")
     axis.grid(alpha=0.3)
@@ -181,11 +184,11 @@ def _thumbnail(path: str | None) -> str | None:
     try:
         from PIL import Image
 
-        with Image.open(path) as image:
-            image = image.convert("RGB")
-            image.thumbnail((THUMBNAIL_PX * 2, THUMBNAIL_PX * 2))
-            buffer = io.BytesIO()
-            image.save(buffer, format="JPEG", quality=85)
+        with Image.open(path) as opened:
+            image = opened.convert("RGB")
+        image.thumbnail((THUMBNAIL_PX * 2, THUMBNAIL_PX * 2))
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=85)
     except (OSError, ValueError):
         return None
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
@@ -205,7 +208,8 @@ def _worst_section(analysis: RetrievalAnalysis, snapshot: dict[str, Any]) -> str
     rows = []
     for query in analysis.worst:
         tiles = [_tile("query", paths[query.item] if paths else None,
-                       f"query #{query.item}<br>label {query.label}<br>{analysis.worst_metric}={query.metric_value:.2f}")]  # fmt: skip
+                       f"query #{query.item}<br>label {query.label}<br>"
+                       f"{analysis.worst_metric}={query.metric_value:.2f}")]  # fmt: skip
         for item, dist, correct in query.results:
             kind = "correct" if correct else "incorrect"
             tiles.append(_tile(kind, paths[item] if paths else None, f"#{item} label {int(labels[item])}<br>d={dist:.3f}"))
@@ -254,7 +258,7 @@ def render_report(data: RunData, *, top_k: int = 5, n_worst: int = 8) -> str:
         ]
     body = "\n".join(parts)
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>OML report: {name}</title><style>{_STYLE}</style></head>\n<body>\n{body}\n</body></html>\n"
     )
 

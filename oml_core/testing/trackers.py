@@ -21,7 +21,8 @@ def tiny_train_config(
     tmp_path: Path, *, loggers: list[dict[str, Any]], epochs: int = 1, dataframe: str = "df.csv", **changes: Any
 ) -> Path:
     """Write a config that trains a small ResNet on 32-pixel mock images (9 labels x 4) and validates before
-    training and after every epoch (``dataframe``: one of the mock's, e.g. ``df_with_category.csv``); returns its path (``tmp_path/train.yaml``, runs under ``tmp_path/runs``)."""
+    training and after every epoch (``dataframe``: one of the mock's, e.g. ``df_with_category.csv``); returns its
+    path (``tmp_path/train.yaml``, runs under ``tmp_path/runs``)."""
     from oml_core.data import download_mock_dataset
 
     root = tmp_path / "mock"
@@ -48,7 +49,13 @@ def tiny_train_config(
 
 
 def train_tiny_run(
-    tmp_path: Path, *, loggers: list[dict[str, Any]], epochs: int = 1, resume: Path | None = None, host: Any = None, **changes: Any
+    tmp_path: Path,
+    *,
+    loggers: list[dict[str, Any]],
+    epochs: int = 1,
+    resume: Path | None = None,
+    host: Any = None,
+    **changes: Any,
 ) -> Any:
     """Train the run of :func:`tiny_train_config` (or continue ``resume``); returns the pipeline's TrainResult."""
     from oml_core.pipelines.train import train

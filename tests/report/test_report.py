@@ -21,7 +21,8 @@ window.addEventListener('load', () => {
   const imgs = [...document.images];
   document.body.dataset.images = imgs.length;
   document.body.dataset.decoded = imgs.filter(i => i.complete && i.naturalWidth > 0).length;
-  document.body.dataset.plots = [...document.querySelectorAll('img[data-plot]')].filter(i => i.naturalWidth > 0).map(i => i.dataset.plot).join(',');
+  const plots = [...document.querySelectorAll('img[data-plot]')].filter(i => i.naturalWidth > 0);
+  document.body.dataset.plots = plots.map(i => i.dataset.plot).join(',');
 });
 </script></body>"""
 

@@ -11,4 +11,9 @@ from oml_core import hookimpl
 def oml_register_loggers(registry: Any) -> None:
     from oml_clearml.logger import ClearMLLogger, ClearMLLoggerConfig
 
-    registry.add("clearml", config=ClearMLLoggerConfig, factory=ClearMLLogger, summary="ClearML (online or offline session): config, metrics, images, best checkpoint")
+    registry.add(
+        "clearml",
+        config=ClearMLLoggerConfig,
+        factory=ClearMLLogger,
+        summary="ClearML (online or offline session): config, metrics, images, best checkpoint",
+    )

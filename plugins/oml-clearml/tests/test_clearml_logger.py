@@ -20,7 +20,9 @@ def _jsonl(path: Path) -> list[dict[str, Any]]:
     return events
 
 
-def test_offline_session_holds_params_scalars_images_checkpoint_and_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_offline_session_holds_params_scalars_images_checkpoint_and_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CLEARML_CACHE_DIR", str(tmp_path / "clearml-cache"))
     loggers = [{"type": "csv"}, {"type": "clearml", "offline": True, "project": "tiny", "log_checkpoint": True}]
     first = train_tiny_run(tmp_path, loggers=loggers)

@@ -75,7 +75,9 @@ class MLflowLogger(TrackerLogger):
     ) -> None:
         run_dir = Path(run_dir)
         self._uri_given = bool(tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"))
-        self.tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{run_dir.parent.resolve()}/mlflow.db"
+        self.tracking_uri = (
+            tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{run_dir.parent.resolve()}/mlflow.db"
+        )
         self.experiment = experiment
         self.run_name = run_name or run_dir.name
         self.artifact_location = artifact_location

@@ -22,7 +22,8 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     mlflow = Path(sys.executable).with_name("mlflow")
     command = [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-               "--backend-store-uri", f"sqlite:///{root}/mlflow.db", "--artifacts-destination", str(root / "artifacts")]  # fmt: skip
+               "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
+               "--artifacts-destination", str(root / "artifacts")]  # fmt: skip
     log = (root / "server.log").open("wb")
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
     process = subprocess.Popen(command, cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
+from oml_mlflow import MLflowLogger
+from oml_mlflow.logger import safe_key
 
 from oml_core import Host
 from oml_core.engine.tracking import TrackerError
 from oml_core.testing.trackers import TcpRelay, free_port, train_tiny_run
-from oml_mlflow import MLflowLogger
-from oml_mlflow.logger import safe_key
 
 
 def _history(client: MlflowClient, run_id: str, key: str) -> list[tuple[int, float]]:

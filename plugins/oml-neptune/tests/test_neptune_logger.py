@@ -22,7 +22,9 @@ def _containers(tmp_path: Path) -> list[Path]:
     return sorted((tmp_path / ".neptune" / "offline").glob("run__*"), key=lambda p: p.stat().st_mtime)
 
 
-def test_offline_operations_hold_params_metrics_images_checkpoint_and_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_offline_operations_hold_params_metrics_images_checkpoint_and_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)  # Neptune keeps offline runs in ./.neptune
     loggers = [{"type": "csv"}, {"type": "neptune", "mode": "offline", "project": "team/tiny", "log_checkpoint": True}]
     first = train_tiny_run(tmp_path, loggers=loggers)
