@@ -40,6 +40,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "oml_core.builtin.engine",
     "oml_core.builtin.stores",
     "oml_core.builtin.calibrate",
+    "oml_core.builtin.report",
 )
 
 PluginSource = Literal["builtin", "entrypoint", "local"]

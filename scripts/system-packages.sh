@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Debian packages that tests need (run by `scripts/dev.sh setup`; idempotent, quick when all are there):
-#   chromium, chromium-driver: the oml-serve page test drives headless Chromium through Selenium
+# Debian packages the test suite needs, installed when missing (idempotent, quick when all are there; run by
+# `scripts/dev.sh setup`):
+#   chromium, chromium-driver: headless Chromium for the oml-serve page test (Selenium) and the `oml report` page test
 set -euo pipefail
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)

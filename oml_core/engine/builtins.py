@@ -296,6 +296,8 @@ def _logger_state(logger: Any) -> dict[str, Any] | None:
 
 def default_plugins(engine: Engine) -> list[Any]:
     options = engine.options
+    from oml_core.engine.run_artifacts import TrackerArtifacts, ValidationSnapshot
+
     plugins: list[Any] = [
         DefaultTrainStep(), Seeding(), LRScheduling(), EmbeddingValidation(), Validation(), MetricLogging(),
         Checkpointing(
@@ -305,6 +307,7 @@ def default_plugins(engine: Engine) -> list[Any]:
             mode=options.monitor_mode,
         ),
     ]  # fmt: skip
+    plugins += [ValidationSnapshot(), TrackerArtifacts()]
     if options.progress_bar:
         plugins.append(ProgressBar())
     if options.early_stopping_patience is not None:

@@ -21,6 +21,7 @@ classes from :mod:`oml_lightning.pytorch_lightning` instead: each Lightning pack
 from __future__ import annotations
 
 import lightning.pytorch as pl
+from lightning.pytorch.loggers import Logger as _LightningLogger
 
 from oml_lightning import logging
 from oml_lightning._impl import (
@@ -33,6 +34,7 @@ from oml_lightning._impl import (
     loader_for_rank,
     log_figure,
 )
+from oml_lightning._loggers import OMLLoggerLogic
 
 __version__ = "0.1.0"
 
@@ -64,7 +66,12 @@ class MetricValCallback(MetricValLogic, pl.Callback):
     __doc__ = MetricValLogic.__doc__
 
 
+class OMLLogger(OMLLoggerLogic, _LightningLogger):
+    __doc__ = OMLLoggerLogic.__doc__
+
+
 __all__ = [
+    "OMLLogger",
     "ExtractorModule",
     "ExtractorModuleDDP",
     "LightningAdapterError",

@@ -465,6 +465,10 @@ def log_figure(trainer: Any, figure: Any, name: str, step: int) -> Path | None:
     when none does, save it as ``<log_dir>/<name>/epoch=<step>.png`` and return that path."""
     sent = False
     for logger in trainer.loggers:
+        if hasattr(logger, "oml_logger"):  # OMLLogger: any OML logger chosen by name
+            logger.log_figure(name, figure, step)
+            sent = True
+            continue
         experiment = getattr(logger, "experiment", None)
         if callable(getattr(experiment, "add_figure", None)):  # TensorBoard's SummaryWriter
             experiment.add_figure(name, figure, global_step=step, close=False)

@@ -22,7 +22,14 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on the environm
         name="pytorch_lightning",
     ) from exc
 
+from pytorch_lightning.loggers import Logger as _LightningLogger
+
 from oml_lightning._impl import DDPLoadersLogic, ExtractorLogic, MetricValLogic, PairwiseLogic
+from oml_lightning._loggers import OMLLoggerLogic
+
+
+class OMLLogger(OMLLoggerLogic, _LightningLogger):
+    """An OML logger chosen by name, for ``pytorch_lightning`` (see ``oml_lightning.OMLLogger``)."""
 
 
 class ExtractorModule(ExtractorLogic, pl.LightningModule):
@@ -45,4 +52,4 @@ class MetricValCallback(MetricValLogic, pl.Callback):
     __doc__ = MetricValLogic.__doc__
 
 
-__all__ = ["ExtractorModule", "ExtractorModuleDDP", "MetricValCallback", "PairwiseModule", "PairwiseModuleDDP"]
+__all__ = ["ExtractorModule", "ExtractorModuleDDP", "MetricValCallback", "OMLLogger", "PairwiseModule", "PairwiseModuleDDP"]
