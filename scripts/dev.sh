@@ -10,6 +10,8 @@ VENV=${OML_VENV:-$ROOT/.venv}
 PY=${PYTHON:-python3}
 
 setup() {
+  # the fonts the oml-datasets tests render (Debian packages; needs root or sudo)
+  bash scripts/install_fonts.sh || echo "warning: could not install the test fonts; run: sudo bash scripts/install_fonts.sh" >&2
   local stamp="$VENV/.oml-setup-stamp"
   # re-install only when a package definition or the requirements changed
   local want
