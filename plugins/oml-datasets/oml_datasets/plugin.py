@@ -41,7 +41,7 @@ def _configure_fonts(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=None,
         metavar="DIR",
-        help="fonts folder (repeatable; default: /usr/share/fonts, /usr/local/share/fonts, ~/.local/share/fonts, ~/.fonts)",
+        help="fonts folder (default: /usr/share/fonts, /usr/local/share/fonts, ~/.local/share/fonts, ~/.fonts)",
     )
     parser.add_argument("--force", action="store_true", help="build again in a folder that already holds a dataset")
 
