@@ -156,3 +156,27 @@ def test_cli_builds_and_reports(font_dir: Path, tmp_path: Path, capsys: pytest.C
     assert f"fonts dataset in {out}: 124 images of 32x32 from" in captured.out
     assert "1 unreadable" in captured.out and "1 illegible" in captured.out and "2 near-duplicate" in captured.out
     assert "broken.ttf cannot be read" in captured.err
+
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.mark.slow
+def test_quickstart_trains_fonts_best_on_a_fonts_dataset(font_dir: Path, tmp_path: Path) -> None:
+    """The quickstart's path: build a fonts dataset, then `oml train configs/fonts_best.yaml` on it (shortened)."""
+    from oml_core.pipelines.train import train
+
+    data = tmp_path / "fonts_dataset"
+    build_fonts_dataset(data, FontsDatasetParams(faces_per_identity=4), font_dirs=[font_dir], warn=lambda message: None)
+    overrides = [
+        f"data.dataframe={data / 'df.csv'}",
+        f"data.dataset_root={data}",
+        f"run_dir={tmp_path / 'runs'}",
+        "epochs=2",
+        "validation.every_n_epochs=2",
+        "progress_bar=false",
+        "loggers=[]",
+    ]
+    result = train(REPO / "configs" / "fonts_best.yaml", overrides=overrides)
+    assert result.status == "completed" and result.steps == 4
+    assert 0.0 <= result.metrics_after["OVERALL/cmc/1"] <= 1.0
