@@ -11,6 +11,8 @@ PY=${PYTHON:-python3}
 
 setup() {
   bash "$ROOT/scripts/system-packages.sh"  # Debian packages the tests need (headless Chromium)
+  # the fonts the oml-datasets tests render (Debian packages; needs root or sudo)
+  bash scripts/install_fonts.sh || echo "warning: could not install the test fonts; run: sudo bash scripts/install_fonts.sh" >&2
   local stamp="$VENV/.oml-setup-stamp"
   # re-install only when a package definition or the requirements changed
   local want
