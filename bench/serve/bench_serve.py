@@ -49,13 +49,13 @@ def _multipart(image: bytes, k: int) -> tuple[bytes, str]:
     return body, f"multipart/form-data; boundary={boundary}"
 
 
-def _fill(store_url: str, run_dir: Path, n: int, seed: int = 0) -> None:
+def _fill(store_url: str, run_dir: Path, n: int, seed: int = 0, options: dict[str, Any] | None = None) -> None:
     """A gallery of ``n`` clustered vectors (the search cost does not depend on what they encode)."""
     from oml_serve.plugin import build_service
 
     from oml_core import Host
 
-    service = build_service(Host(), store_url, run_dir, create=True)
+    service = build_service(Host(), store_url, run_dir, create=True, store_options=options)
     try:
         rng = np.random.default_rng(seed)
         dim = service.dim
@@ -153,7 +153,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--stores", default="sqlite,faiss")
+    parser.add_argument("--stores", default="sqlite,sqlite_binary,faiss")
     parser.add_argument(
         "--arch", default=None, help="train the run's extractor as this ResNet (e.g. resnet18) at --im-size, not a small CNN"
     )
@@ -175,10 +175,15 @@ def main() -> None:
     print(f"# oml serve load test: {args.requests} image searches, {args.clients} clients, k={args.k}, gallery "
           f"{args.gallery}, run {run_dir.name} (im_size {im_size}); {os.cpu_count()} cpus, load average "
           f"{os.getloadavg()[0]:.1f}", flush=True)
-    urls = {"sqlite": f"sqlite:///{work / 'gallery.db'}", "faiss": f"faiss://{work / 'gallery.faiss'}"}
+    urls = {
+        "sqlite": f"sqlite:///{work / 'gallery.db'}",
+        "sqlite_binary": f"sqlite:///{work / 'gallery-binary.db'}",  # binary codes + re-scoring (saved: reopened so)
+        "faiss": f"faiss://{work / 'gallery.faiss'}",
+    }
+    options = {"sqlite_binary": {"quantize": "binary"}}
     rows = []
     for name in args.stores.split(","):
-        _fill(urls[name], run_dir, args.gallery)
+        _fill(urls[name], run_dir, args.gallery, options=options.get(name))
         port = _free_port()
         process = serve(urls[name], run_dir, port)
         try:

@@ -72,7 +72,9 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument("--candidates", default="1000,3000", help="binary: candidates re-scored per query (a list)")
-    parser.add_argument("--only", default="", help="subset: faiss_flat,faiss_sq8,faiss_binary,sqlite_sq8,sqlite_binary")
+    parser.add_argument(
+        "--only", default="", help="subset: faiss_flat,faiss_sq8,faiss_binary,sqlite_sq8,sqlite_binary (and sqlite_exact)"
+    )
     args = parser.parse_args()
     only = set(filter(None, args.only.split(",")))
 
@@ -102,13 +104,20 @@ def main() -> None:
                 rows.append(measure(f"FAISS binary 2 bits/dim + re-scoring {candidates}", store, x, queries, exact, args.k,
                                     args.batch, store.code_bytes_per_vector()))
         sq = queries[: args.sqlite_queries]
+        if "sqlite_exact" in only:  # the plain store's exact scan, for comparison (only when asked for)
+            from oml_store_sql import SqlStore
+
+            store = SqlStore(f"sqlite:///{work / 'exact.db'}", dim=args.dim)
+            rows.append(measure("SQLite exact (float32)", store, x, sq, exact, args.k, args.batch, 4 * args.dim))
         if not only or "sqlite_sq8" in only:
             store = QuantizedSqlStore(f"sqlite:///{work / 'sq8.db'}", quantize="sq8", dim=args.dim)
             rows.append(measure("SQLite sq8 + re-scoring", store, x, sq, exact, args.k, args.batch, args.dim))
         if not only or "sqlite_binary" in only:
-            store = QuantizedSqlStore(f"sqlite:///{work / 'bin.db'}", quantize="binary", dim=args.dim)
-            rows.append(measure("SQLite binary 2 bits/dim + re-scoring 1000", store, x, sq, exact, args.k, args.batch,
-                                store.code_bytes_per_vector()))
+            for candidates in [int(c) for c in args.candidates.split(",")]:
+                store = QuantizedSqlStore(f"sqlite:///{work / f'bin{candidates}.db'}", quantize="binary", dim=args.dim,
+                                          candidates=candidates)
+                rows.append(measure(f"SQLite binary 2 bits/dim + re-scoring {candidates}", store, x, sq, exact, args.k,
+                                    args.batch, store.code_bytes_per_vector()))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print()

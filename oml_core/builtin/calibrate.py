@@ -32,7 +32,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--dataframe", default=None, help="dataframe with the validation rows (default: the run's own)")
     parser.add_argument("--dataset-root", default=None, help="folder of the dataframe's relative paths (default: the run's)")
-    parser.add_argument("--bins", type=int, default=DEFAULT_BINS, help=f"thresholds tried for the best F1 ({DEFAULT_BINS})")
+    parser.add_argument("--bins", type=int, default=DEFAULT_BINS, help=f"thresholds of the FMR/FNMR curves ({DEFAULT_BINS})")
     parser.add_argument("--batch-size", type=int, default=64, help="images per batch when embedding (default 64)")
     parser.add_argument("--device", default=None, help="cpu, cuda... (default: CUDA when available)")
 

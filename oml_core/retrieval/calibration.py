@@ -5,8 +5,9 @@ FNMR@FMR (``fnmr = mean(pos >= t)``). :func:`calibrate_thresholds` reports
 
 - for each target FMR ``f``: ``t = quantile(neg, f)`` and the FNMR there, exactly as ``fnmr_at_fmr`` computes them
   (the same streaming pass: the ``Q x G`` distances are never held);
-- the threshold of the best F1 of "same" decisions over all pairs (positives are the true "same" pairs), searched
-  on a grid of ``bins`` thresholds between the smallest and the largest possible distance, with its FMR and FNMR;
+- the threshold of the best F1 of "same" decisions over all pairs (positives are the true "same" pairs), with its
+  FMR and FNMR: a grid of ``bins`` thresholds first, then one more pass that keeps only the distances of the bins
+  that could hold a better threshold (an upper bound of F1 per bin says which) makes it exact;
 - the curves FMR(t) and FNMR(t) on that grid, for a plot.
 
 Memory is bounded: a histogram of ``bins`` counts for positives and for all pairs, next to FnmrStream's windows.
@@ -28,6 +29,8 @@ from oml_core.retrieval._search import Groups, RetrievalError, Search, exclusion
 
 DEFAULT_FMR_VALS: tuple[float, ...] = (0.1, 0.01, 0.001)
 DEFAULT_BINS = 4096
+#: at most this many pairs are kept to make the best F1 exact (else it is the best over the grid of ``bins``)
+REFINE_MAX_PAIRS = 2**24
 #: rows of a block turned into final distances at a time (keeps the temporary small)
 _ROWS_PER_SLICE = 256
 
@@ -86,6 +89,71 @@ class _PairHistogram:
             part = block[first : first + _ROWS_PER_SLICE]
             values = part[torch.isfinite(part)]
             self._add(self.all_counts, self.search.to_final(values).detach().cpu().numpy())
+
+
+class _RangeValues:
+    """Search hook of the refining pass: the final distances of positive and of negative pairs in ``[a, b)``."""
+
+    def __init__(self, search: Search, positives: Groups, a: float, b: float) -> None:
+        self.search, self.positives, self.a, self.b = search, positives, a, b
+        self.pos: list[np.ndarray] = []
+        self.all: list[np.ndarray] = []
+
+    def _inside(self, final: np.ndarray) -> np.ndarray:
+        return final[(final >= self.a) & (final < self.b)]
+
+    def hook(self, start: int, stop: int, block: Tensor) -> None:
+        rows, cols = self.positives.pairs(start, stop)
+        pos = self.search.to_final(block[rows.to(block.device), cols.to(block.device)])
+        self.pos.append(self._inside(pos[torch.isfinite(pos)].detach().cpu().numpy()))
+        for first in range(0, stop - start, _ROWS_PER_SLICE):
+            part = block[first : first + _ROWS_PER_SLICE]
+            self.all.append(self._inside(self.search.to_final(part[torch.isfinite(part)]).detach().cpu().numpy()))
+
+    def sorted_values(self) -> tuple[np.ndarray, np.ndarray]:
+        """Sorted positive and negative distances (negatives: all minus positives, as multisets)."""
+        pos = np.sort(np.concatenate(self.pos)) if self.pos else np.empty(0)
+        every = np.sort(np.concatenate(self.all)) if self.all else np.empty(0)
+        # remove one occurrence of each positive value from the sorted multiset of all values
+        keep = np.ones(len(every), dtype=bool)
+        values, counts = np.unique(pos, return_counts=True)
+        first = np.searchsorted(every, values, side="left")
+        for start, count in zip(first.tolist(), counts.tolist()):
+            keep[start : start + count] = False
+        return pos, every[keep]
+
+
+def _f1(tp: np.ndarray, fp: np.ndarray, n_pos: int) -> np.ndarray:
+    """F1 of "same" decisions with ``tp`` genuine and ``fp`` impostor pairs accepted (2TP + FP + FN = TP + FP + P)."""
+    return 2 * tp / np.maximum(tp + fp + n_pos, 1)
+
+
+def _refine_best_f1(
+    search: Search, positives: Groups, edges: np.ndarray, tp: np.ndarray, fp: np.ndarray, n_pos: int, max_values: int
+) -> tuple[float, float, int, int] | None:
+    """The exact best F1 over every threshold, or None when the bins that could beat the grid hold too many pairs.
+
+    Inside bin i, F1 is at most ``2 TP(e[i+1]) / (TP(e[i+1]) + FP(e[i]) + P)``; only the bins whose bound beats the
+    grid's best can hold a better threshold, so one more pass collects the distances of those bins alone."""
+    grid_best = float(_f1(tp, fp, n_pos).max())
+    bound = _f1(tp[1:], fp[:-1], n_pos)
+    candidates = np.flatnonzero(bound > grid_best)
+    if len(candidates) == 0:
+        return None
+    first, last = int(candidates[0]), int(candidates[-1]) + 1
+    if (tp[last] - tp[first]) + (fp[last] - fp[first]) > max_values:
+        return None
+    collector = _RangeValues(search, positives, float(edges[first]), float(edges[last]))
+    search.run(None, hooks=[collector.hook])
+    pos, neg = collector.sorted_values()
+    thresholds = np.unique(np.concatenate([pos, neg, [edges[last]]]))
+    tp_t = tp[first] + np.searchsorted(pos, thresholds, side="left")
+    fp_t = fp[first] + np.searchsorted(neg, thresholds, side="left")
+    f1 = _f1(tp_t, fp_t, n_pos)
+    best = int(np.argmax(f1))
+    if f1[best] <= grid_best:
+        return None
+    return float(thresholds[best]), float(f1[best]), int(tp_t[best]), int(fp_t[best])
 
 
 def _distance_bounds(search: Search, queries: Tensor, gallery: Tensor) -> tuple[float, float]:
@@ -149,10 +217,9 @@ def calibrate_thresholds(
     # "same" iff d < edge: the pairs below edge i are those of bins 0..i-1
     tp = np.concatenate([[0], np.cumsum(histogram.pos_counts)])
     fp = np.concatenate([[0], np.cumsum(neg_counts)])
-    fn = n_pos - tp
-    f1 = 2 * tp / np.maximum(2 * tp + fp + fn, 1)
+    f1 = _f1(tp, fp, n_pos)
     best = int(np.argmax(f1))
-    fmr_curve, fnmr_curve = fp / n_neg, fn / n_pos
+    fmr_curve, fnmr_curve = fp / n_neg, (n_pos - tp) / n_pos
     thresholds = tuple(
         {"fmr": f, "threshold": float(stream.thresholds[f]), "fnmr": float(fnmrs[f])} for f in fmr_vals
     )
@@ -162,6 +229,10 @@ def calibrate_thresholds(
         "fmr": float(fmr_curve[best]),
         "fnmr": float(fnmr_curve[best]),
     }
+    refined = _refine_best_f1(search, positives, histogram.edges, tp, fp, n_pos, REFINE_MAX_PAIRS)
+    if refined is not None:
+        t, value, tp_best, fp_best = refined
+        best_f1 = {"threshold": t, "f1": value, "fmr": fp_best / n_neg, "fnmr": (n_pos - tp_best) / n_pos}
     return Calibration(
         distance=metric,
         thresholds=thresholds,

@@ -46,13 +46,14 @@ def test_calibration_equals_brute_force_over_all_pairs(metric):
         assert entry["fmr"] == f
         assert entry["threshold"] == pytest.approx(threshold, rel=1e-5)
         assert entry["fnmr"] == pytest.approx(np.mean(pos >= threshold), abs=1e-6)
-    # the best F1 on the grid is the brute-force best over the same grid, and close to the best over every threshold
-    grid_f1 = [_f1(pos, neg, t) for t in cal.grid]
-    assert cal.best_f1["f1"] == pytest.approx(max(grid_f1), abs=1e-9)
+    # the best F1 is the brute-force best over every threshold (the grid's best, refined exactly)
+    candidates = np.unique(np.concatenate([pos, neg, [np.inf]]))
+    every = max(_f1(pos, neg, v) for v in candidates)
+    assert cal.best_f1["f1"] == pytest.approx(every, abs=1e-12)
+    assert cal.best_f1["f1"] >= max(_f1(pos, neg, t) for t in cal.grid)
     t = cal.best_f1["threshold"]
+    assert _f1(pos, neg, t) == pytest.approx(every, abs=1e-12)
     assert cal.best_f1["fmr"] == pytest.approx(np.mean(neg < t)) and cal.best_f1["fnmr"] == pytest.approx(np.mean(pos >= t))
-    every = max(_f1(pos, neg, v) for v in np.unique(np.concatenate([pos, neg])) + 1e-6)
-    assert every - 0.01 <= cal.best_f1["f1"] <= every + 1e-9
     assert cal.as_json()["threshold"] == t
 
 
@@ -70,6 +71,13 @@ def test_calibration_streams_when_windows_are_used(monkeypatch):
         threshold = np.quantile(neg, entry["fmr"])
         assert entry["threshold"] == pytest.approx(threshold, rel=1e-5)
         assert entry["fnmr"] == pytest.approx(np.mean(pos >= threshold), abs=1e-6)
+    # with no room for the refining pass, the best F1 is the best over the grid
+    from oml_core.retrieval import calibration
+
+    monkeypatch.setattr(calibration, "REFINE_MAX_PAIRS", 0)
+    coarse = calibrate_thresholds(x, x, labels, labels, (0.1,), bins=64, query_ids=ids, gallery_ids=ids)
+    assert coarse.best_f1["f1"] == pytest.approx(max(_f1(pos, neg, t) for t in coarse.grid), abs=1e-12)
+    assert coarse.best_f1["f1"] <= cal.best_f1["f1"]
 
 
 def test_calibration_without_positive_pairs_is_a_clear_error():

@@ -41,12 +41,10 @@ def build_service(
     from oml_serve.service import SearchService
 
     run = load_run(run_dir, host)
-    name, location = resolve_store_url(store_url)
-    exists = (
-        Path(location.removeprefix("sqlite:///")).exists()
-        if name in ("sql", "faiss") and not location.startswith("postgresql")
-        else True
-    )
+    _, location = resolve_store_url(store_url)
+    # a server database (PostgreSQL) is taken to exist; a file or folder store must be there unless --create
+    local = None if location.startswith("postgresql") else Path(location.removeprefix("sqlite:///"))
+    exists = local is None or local.exists()
     if not exists and not create:
         raise OMLError(
             f"the store {store_url!r} does not exist; fill it with `oml index` first, or pass --create to start an empty "

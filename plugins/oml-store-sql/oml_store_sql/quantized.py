@@ -226,6 +226,16 @@ class QuantizedSqlStore(QuantizedSearchMixin, SqlStore):
         found: dict[int, np.ndarray] = {}
         with self._read() as conn:
             for chunk in _chunks(ids):
+                if self._sqlite:  # straight from the DBAPI cursor, as the plain store's scan does
+                    marks = ",".join("?" * len(chunk))
+                    sql = f'SELECT id, embedding FROM "{self._table_name}" WHERE id IN ({marks})'  # noqa: S608
+                    result = conn.exec_driver_sql(sql, tuple(chunk.tolist()))
+                    rows = result.cursor.fetchall() if result.cursor is not None else []
+                    result.close()
+                    if rows:
+                        data = np.frombuffer(b"".join(map(itemgetter(1), rows)), dtype=np.float32).reshape(len(rows), -1)
+                        found.update(zip(map(itemgetter(0), rows), data))
+                    continue
                 statement = sa.select(self._table.c.id, self._table.c.embedding).where(self._table.c.id.in_(chunk.tolist()))
                 for row_id, embedding in conn.execute(statement):
                     found[int(row_id)] = self._decode(embedding)
