@@ -168,7 +168,7 @@ def main() -> None:
         run_dir, _ = make_tiny_run(work / "run", extractor=extractor, im_size=args.im_size)
     else:
         run_dir = Path(args.run)
-    from oml_core.pipelines.run_adapter import load_run  # TODO(runs.load_run)
+    from oml_core.runs import load_run
 
     im_size = load_run(run_dir).im_size
     images = _images(32, im_size)

@@ -41,8 +41,8 @@ def _validation_dataset(run: Any, dataframe: str | None, dataset_root: str | Non
     from oml_core.data import DatasetQueryGallery, read_dataframe
     from oml_core.data.const import SPLIT_COLUMN, VALIDATION_SPLIT
 
-    data = run.config.data
-    path = Path(dataframe) if dataframe is not None else Path(data.dataframe)
+    data = dict(run.config.get("data") or {})
+    path = Path(dataframe) if dataframe is not None else Path(str(data.get("dataframe")))
     if not path.is_file():
         raise OMLError(
             f"oml calibrate: the run's dataframe {str(path)!r} is not there (relative paths are taken from the current "
@@ -53,7 +53,7 @@ def _validation_dataset(run: Any, dataframe: str | None, dataset_root: str | Non
         df = df[df[SPLIT_COLUMN] == VALIDATION_SPLIT].reset_index(drop=True)
     if not len(df):
         raise OMLError(f"oml calibrate: {str(path)!r} has no '{VALIDATION_SPLIT}' rows to calibrate on")
-    root = dataset_root if dataset_root is not None else (data.dataset_root if dataframe is None else None)
+    root = dataset_root if dataset_root is not None else (data.get("dataset_root") if dataframe is None else None)
     return DatasetQueryGallery(df, dataset_root=root, transform=run.transform)
 
 
@@ -79,10 +79,10 @@ def calibrate_run(
 
     from oml_core.engine.validation import validation_columns
     from oml_core.inference import inference
-    from oml_core.pipelines.run_adapter import CALIBRATION_FILE, load_run  # TODO(runs.load_run)
+    from oml_core.runs import CALIBRATION_FILE, load_run
     from oml_core.retrieval.calibration import DEFAULT_BINS, DEFAULT_FMR_VALS, calibrate_thresholds, plot_calibration
 
-    run = load_run(run_dir, host)
+    run = load_run(run_dir, host=host)
     dataset = _validation_dataset(run, dataframe, dataset_root)
     target = torch.device(device) if device else None
     embeddings = inference(run.extractor, dataset, batch_size=batch_size, device=target, progress=False)
@@ -98,7 +98,7 @@ def calibrate_run(
         columns["labels"][is_query],
         columns["labels"][is_gallery],
         tuple(fmr_vals) if fmr_vals is not None else DEFAULT_FMR_VALS,
-        metric=run.metric,
+        metric=run.distance,
         bins=bins if bins is not None else DEFAULT_BINS,
         query_ids=columns["idx"][is_query],
         gallery_ids=columns["idx"][is_gallery],

@@ -105,7 +105,7 @@ def test_oml_calibrate_writes_the_run_files(tiny_run, capsys):
     png = (run_dir / "calibration.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
 
-    from oml_core.pipelines.run_adapter import load_run
+    from oml_core.runs import load_run
 
     assert load_run(run_dir).threshold == content["threshold"]
 

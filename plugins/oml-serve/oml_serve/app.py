@@ -147,7 +147,7 @@ def create_app(service: SearchService, *, api_key: str | None = None, protect: s
             "dim": service.dim,
             "metric": service.store.metric,
             "threshold": service.threshold,
-            "model_fingerprint": service.fingerprint,
+            "model_fingerprint": service.fingerprint.to_dict() if service.fingerprint is not None else None,
         }
 
     @app.get("/metrics", summary="Prometheus metrics (text format)", response_class=Response)

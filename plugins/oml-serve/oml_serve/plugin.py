@@ -36,11 +36,11 @@ def build_service(
     Example:
         >>> service = build_service(Host(), "gallery.db", "runs/mock-train-...")   # doctest: +SKIP
     """
-    from oml_core.pipelines.run_adapter import load_run  # TODO(runs.load_run): use oml_core.runs.load_run once merged
+    from oml_core.runs import load_run
     from oml_core.stores import open_store, resolve_store_url
     from oml_serve.service import SearchService
 
-    run = load_run(run_dir, host)
+    run = load_run(run_dir, host=host)
     _, location = resolve_store_url(store_url)
     # a server database (PostgreSQL) is taken to exist; a file or folder store must be there unless --create
     local = None if location.startswith("postgresql") else Path(location.removeprefix("sqlite:///"))
@@ -52,9 +52,9 @@ def build_service(
         )
     dim = int(getattr(run.extractor, "feat_dim", 0)) or None
     store = open_store(
-        host, store_url, dim=dim if create else None, metric=run.metric if create else None, **(store_options or {})
+        host, store_url, dim=dim if create else None, metric=run.distance if create else None, **(store_options or {})
     )
-    root = dataset_root if dataset_root is not None else run.config.data.dataset_root
+    root = dataset_root if dataset_root is not None else (run.config.get("data") or {}).get("dataset_root")
     if upload_dir is None and root is not None:
         upload_dir = Path(root) / "oml-serve-uploads"
     try:
@@ -66,6 +66,7 @@ def build_service(
             dataset_root=root,
             upload_dir=upload_dir,
             fingerprint=run.fingerprint,
+            model_record={"fingerprint": run.fingerprint.to_dict(), "run": str(run.run_dir), "checkpoint": str(run.checkpoint)},
             limits=limits,
             device=device,
         )

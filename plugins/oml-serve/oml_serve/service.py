@@ -21,8 +21,10 @@ import numpy as np
 import torch
 
 from oml_core.errors import OMLError
+from oml_core.fingerprint import ModelFingerprint
 
-INFO_KEY = "oml_serve"
+#: where a store records the model that filled it (as oml index does)
+MODEL_INFO_KEY = "model"
 _MAX_ID = 2**63 - 1
 
 
@@ -108,7 +110,8 @@ class SearchService:
         threshold: float | None,
         dataset_root: str | Path | None,
         upload_dir: str | Path | None = None,
-        fingerprint: str = "",
+        fingerprint: ModelFingerprint | None = None,
+        model_record: Mapping[str, Any] | None = None,
         limits: Limits | None = None,
         device: str = "cpu",
     ) -> None:
@@ -119,6 +122,7 @@ class SearchService:
         self.dataset_root = Path(dataset_root).resolve() if dataset_root is not None else None
         self.upload_dir = Path(upload_dir).resolve() if upload_dir is not None else None
         self.fingerprint = fingerprint
+        self.model_record = dict(model_record) if model_record is not None else None
         self.limits = limits or Limits()
         self.device = torch.device(device)
         self.lock = ReadWriteLock()
@@ -132,20 +136,17 @@ class SearchService:
                 f"the run's model makes {dim}-d embeddings, but the store holds {self.store.dim}-d ones: it was filled "
                 "by another model. Serve it with that model's run, or index into a new store."
             )
-        info = dict(getattr(self.store, "info", {}) or {})
-        recorded = dict(info.get(INFO_KEY) or {}).get("fingerprint")
-        if recorded and self.fingerprint and recorded != self.fingerprint:
-            raise OMLError(
-                f"the store was filled through oml serve by the model with weights sha256 {recorded[:16]}..., not by this "
-                f"run's model ({self.fingerprint[:16]}...): distances between their embeddings mean nothing. Serve it "
-                "with the run that filled it, or use a new store."
-            )
+        recorded = dict(getattr(self.store, "info", {}) or {}).get(MODEL_INFO_KEY)
+        if isinstance(recorded, Mapping) and "fingerprint" in recorded and self.fingerprint is not None:
+            # the same identity check as oml index / oml search (oml_core.fingerprint)
+            stored = ModelFingerprint.from_dict(recorded["fingerprint"])
+            stored.check_same(self.fingerprint, store=str(getattr(self.store, "url", "the store")), given="the run being served")
 
     def _record_model(self) -> None:
         update = getattr(self.store, "update_info", None)
         info = dict(getattr(self.store, "info", {}) or {})
-        if callable(update) and self.fingerprint and INFO_KEY not in info:
-            update({INFO_KEY: {"fingerprint": self.fingerprint}})
+        if callable(update) and self.model_record is not None and MODEL_INFO_KEY not in info:
+            update({MODEL_INFO_KEY: self.model_record})
 
     @property
     def dim(self) -> int:
