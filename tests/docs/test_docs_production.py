@@ -67,6 +67,7 @@ def test_production_walkthrough_runs(tmp_path: Path) -> None:
     run = sorted((tmp_path / "runs").glob("prod-train-*"))[-1]
     assert (run / "checkpoints" / "best.pt").is_file()
     assert (tmp_path / "embeddings.safetensors").is_file() and (tmp_path / "gallery.db").is_file()
+    assert (tmp_path / "validation_embeddings.pt").is_file() and '"OVERALL/cmc/1"' in done.stdout
     assert (tmp_path / "matches.png").read_bytes()[:4] == b"\x89PNG"
     assert "rank" in done.stdout and "the store holds 288 items" in done.stdout
     assert not (tmp_path / "gallery.faiss" / "shards").exists()
