@@ -95,47 +95,58 @@ def _train(args: argparse.Namespace, host: Host) -> int:
 
 
 def _configure_validate(parser: argparse.ArgumentParser) -> None:
-    _common(parser)
+    _config_or_run(parser)
     parser.add_argument(
         "--checkpoint", default=None, help="engine checkpoint or state_dict file (default: the extractor's own weights)"
     )
+
+
+def _config_or_run(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", nargs="?", default=None, help="YAML config file (see configs/); not with --run")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. --set epochs=3"
+    )
+    parser.add_argument("--run", default=None, metavar="RUN_DIR", help="a run of `oml train`: its config and best weights")
+
+
+def _config_and_checkpoint(args: argparse.Namespace, host: Host, command: str) -> tuple[str, str | None]:
+    """The config file and checkpoint of ``--run`` (its config.yaml and best weights), or those given."""
+    from oml_core.errors import OMLError
+
+    if args.run is None:
+        if args.config is None:
+            raise OMLError(f"oml {command}: give a config file, or --run RUN_DIR (a run of `oml train`)")
+        return str(args.config), args.checkpoint
+    from oml_core.runs import CONFIG_FILE, load_run
+
+    if args.config is not None:
+        raise OMLError(f"oml {command}: give a config file or --run, not both (--run uses {args.run}/{CONFIG_FILE})")
+    run = load_run(args.run, host=host, checkpoint=args.checkpoint)
+    return str(run.run_dir / CONFIG_FILE), str(run.checkpoint)
 
 
 def _validate(args: argparse.Namespace, host: Host) -> int:
     from oml_core.engine import flatten_metrics
     from oml_core.pipelines.train import validate
 
-    metrics = validate(args.config, checkpoint=args.checkpoint, overrides=args.set, host=host)
+    config, checkpoint = _config_and_checkpoint(args, host, "validate")
+    metrics = validate(config, checkpoint=checkpoint, overrides=args.set, host=host)
     if _rank() == 0:
         print(json.dumps(flatten_metrics(metrics), indent=2))
     return 0
 
 
 def _configure_predict(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", nargs="?", default=None, help="YAML config file (see configs/); not with --run")
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. --set epochs=3"
-    )
-    parser.add_argument("--run", default=None, metavar="RUN_DIR", help="a run of `oml train`: its config and best weights")
+    _config_or_run(parser)
     parser.add_argument("--checkpoint", default=None, help="engine checkpoint or state_dict file")
     parser.add_argument("--out", required=True, help="output file (torch.save dict: embeddings, paths, labels)")
     parser.add_argument("--split", default=None, choices=["train", "validation"], help="only the rows of this split")
 
 
 def _predict(args: argparse.Namespace, host: Host) -> int:
-    from oml_core.errors import OMLError
     from oml_core.pipelines.train import predict
 
-    config, checkpoint = args.config, args.checkpoint
-    if args.run is not None:
-        from oml_core.runs import CONFIG_FILE, load_run
-
-        if config is not None:
-            raise OMLError(f"oml predict: give a config file or --run, not both (--run uses {args.run}/{CONFIG_FILE})")
-        run = load_run(args.run, host=host, checkpoint=checkpoint)
-        config, checkpoint = str(run.run_dir / CONFIG_FILE), str(run.checkpoint)
-    elif config is None:
-        raise OMLError("oml predict: give a config file, or --run RUN_DIR (a run of `oml train`)")
+    config, checkpoint = _config_and_checkpoint(args, host, "predict")
     out = predict(config, checkpoint=checkpoint, out=args.out, split=args.split, overrides=args.set, host=host)
     print(f"embeddings written to {out}")
     return 0

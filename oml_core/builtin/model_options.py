@@ -58,8 +58,9 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, recorded_default: bo
     """``--run``, ``--extractor``, ``--weights``, ``--arch``, ``--im-size``, ``--set``, ``--batch-size``,
     ``--num-workers``, ``--device``, ``--no-progress``."""
     default = " (default: the model recorded in the store)" if recorded_default else ""
-    parser.add_argument("--run", default=None, metavar="RUN_DIR", help=f"a run directory of `oml train`: its extractor, best "
-                        f"weights, preprocessing and threshold{default}")
+    # --run-dir: the same option for command lines that torchrun parses first (it reads --run as its --run-path)
+    parser.add_argument("--run", "--run-dir", dest="run", default=None, metavar="RUN_DIR",
+                        help=f"a run directory of `oml train`: its extractor, best weights, preprocessing and threshold{default}")
     parser.add_argument("--extractor", default=None, help=f"registered extractor (see `oml plugins`) or weights name{default}")
     # the name `oml index` used before the flags were unified; kept working, not advertised
     parser.add_argument("--model", dest="extractor_alias", default=None, help=argparse.SUPPRESS)

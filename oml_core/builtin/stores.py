@@ -218,7 +218,10 @@ def _device(name: str | None) -> torch.device:
 
     if name is not None:
         return torch.device(name)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    # under torchrun each rank takes its own GPU (they share when there are fewer GPUs than ranks)
+    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
 
 
 def embed_images(

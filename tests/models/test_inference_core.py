@@ -204,7 +204,8 @@ def test_oml_embed_from_a_csv_and_from_a_config(mock_root: Path, tmp_path: Path,
 
     assert np.load(tmp_path / "emb.npy").shape == (12, 4)
     assert main(["embed", str(mock_root / "df.csv")]) == 2
-    assert "--weights <weights name> or --extractor <type>" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--run RUN_DIR" in err and "--extractor <extractor or weights name>" in err
     config.write_text(f"dataframe: {mock_root / 'df.csv'}\nextractor: {{type: simple_cnn}}\nbatch_size: 2.5\n")
     assert main(["embed", str(config)]) == 2
     assert "$.batch_size: expected an integer" in capsys.readouterr().err

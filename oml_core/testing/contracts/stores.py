@@ -392,3 +392,33 @@ def _registered(check: Callable[[StoreOpener], None]) -> Callable[[Host, Compone
 
 for _check in STORE_CHECKS:
     register_contract("stores")(_registered(_check))
+
+
+@register_contract("stores")
+def opens_its_own_urls(host: Host, spec: ComponentSpec) -> None:
+    """A store whose config declares URLs (``oml_core.stores.StoreLocator``) claims the location of its own example,
+    leaves URLs of other schemes to other stores, and its config has ``dim``, ``metric`` and ``create``."""
+    import attrs
+
+    from oml_core.stores import StoreLocator
+
+    config: Any = spec.config
+    if not isinstance(config, StoreLocator):
+        return
+    fields = {f.name for f in attrs.fields(spec.config)}
+    missing = {"dim", "metric", "create"} - fields
+    assert not missing, f"store {spec.name!r}: a store opened by URL needs the config fields {sorted(missing)}"
+    assert config.url_schemes and all(isinstance(s, str) and "://" not in s for s in config.url_schemes), (
+        f"store {spec.name!r}: url_schemes must name schemes without '://', got {config.url_schemes!r}"
+    )
+    assert config.locate("oml-contract-unknown-scheme://x") is None, f"store {spec.name!r} claims a URL of another scheme"
+    with tempfile.TemporaryDirectory(prefix="oml-store-contract-") as folder:
+        for key, value in spec.example.items():
+            if isinstance(value, str) and "{tmp}" in value:
+                location = value.replace("{tmp}", folder)
+                scheme = location.split("://", 1)[0] if "://" in location else None
+                url = location if scheme in config.url_schemes else f"{config.url_schemes[0]}://{location}"
+                claimed = config.locate(url)
+                assert claimed is not None and key in claimed, (
+                    f"store {spec.name!r}: locate({url!r}) must return the {key!r} field, got {claimed!r}"
+                )

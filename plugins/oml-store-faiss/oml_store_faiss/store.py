@@ -94,7 +94,8 @@ class FaissStoreConfig:
     1024), ``pq_m`` / ``pq_nbits`` (PQ sub-quantizers and bits, 16 / 8), ``hnsw_m`` / ``ef_construction`` (32 / 80),
     ``train_size`` (vectors needed before an IVF index is trained; default 39 per list, and 39 per PQ centroid).
     Per open: ``nprobe`` (IVF lists searched, 32), ``ef_search`` (HNSW candidates, 64), ``rerank`` (approximate
-    indexes fetch ``k * rerank`` candidates and re-score them exactly, 4). ``create=False``: open an existing
+    indexes fetch ``k * rerank`` candidates and re-score them exactly, 4), ``lock_timeout_s`` (how long a second
+    writer waits for the first, 600). ``create=False``: open an existing
     store only (a missing one is an error and nothing is created).
 
     Opens ``faiss:///DIR``, plain paths ending in ``.faiss`` and existing folders

@@ -173,3 +173,33 @@ def test_robustness_kill9_during_postgres_indexing_keeps_whole_batches(tmp_path,
     assert f"{n} already in" in rerun.stdout
     with open_store(host, postgres_url, table=table) as store:
         assert store.count() == 60 and len(set(store.ids().tolist())) == 60
+
+
+# --------------------------------------------------------------------------------------------- torchrun
+@pytest.mark.slow
+def test_distributed_index_into_postgres_equals_a_single_process(tmp_path, postgres_url, pg_table):
+    """`torchrun --nproc-per-node 2 oml index` (gloo, CPU): both ranks write into one PostgreSQL table, which ends
+    equal to the one a single process fills."""
+    rng = np.random.default_rng(0)
+    (tmp_path / "images").mkdir()
+    rows = []
+    for i in range(20):
+        Image.fromarray(rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)).save(tmp_path / "images" / f"{i}.png")
+        rows.append(f"{i},images/{i}.png,{i % 4}")
+    (tmp_path / "df.csv").write_text("id,path,label\n" + "\n".join(rows) + "\n")
+    tables = {"single": pg_table("single"), "double": pg_table("double")}
+    for name, launcher in (("single", []), ("double", ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"])):
+        command = [sys.executable, *launcher, "-m", "oml_core.cli", "index", "--store", postgres_url, "--store-option",
+                   f"table={tables[name]}", "--extractor", "simple_cnn", "--im-size", "32", "--batch-size", "4",
+                   "--no-progress", str(tmp_path / "df.csv")]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=ENV)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    host = Host(env={})
+    content = []
+    for name in ("single", "double"):
+        with open_store(host, postgres_url, table=tables[name], create=False) as store:
+            ids = sorted(store.ids().tolist())
+            vectors, metadata = store.get(ids)
+            content.append((ids, vectors, metadata, store.info["model"]["fingerprint"]))
+    (ids1, v1, m1, f1), (ids2, v2, m2, f2) = content
+    assert ids1 == ids2 == list(range(20)) and torch.allclose(v1, v2, atol=1e-5) and m1 == m2 and f1 == f2
