@@ -17,7 +17,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 #: Pages whose examples this test runs (the other pages have tests of their own, e.g. tests/engine/test_engine_docs.py).
-GUIDE_PAGES = ("quickstart.md", "dataframe.md", "stores.md", "ddp.md", "migration.md", "reference/components.md")
+GUIDE_PAGES = ("quickstart.md", "dataframe.md", "stores.md", "ddp.md", "migration.md", "reference/components.md", "zoo.md")
 FENCE = re.compile(r"^```(\w+)\n(.*?)^```$", re.M | re.S)
 SKIP = re.compile(r"<!-- docs-test: skip \((.+?)\) -->\s*$")
 
