@@ -116,3 +116,26 @@ def test_import_oml_core_does_not_import_torch() -> None:
     code = "import sys, oml_core; from oml_core import Host; print(sorted(m for m in ('torch', 'pandas') if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_oml_help_does_not_import_torch() -> None:
+    """`oml --help` (and a subcommand's help) read only the commands: no plugin fills a registry, none imports torch."""
+    code = (
+        "import sys\nfrom oml_core.cli import main\n"
+        "for argv in (['--help'], ['zoo', 'show', '--help'], []):\n"
+        "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+        "print('torch' in sys.modules, file=sys.stderr)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "zoo" in result.stdout and "export" in result.stdout
+    assert result.stderr.strip().splitlines()[-1] == "False"
+
+
+def test_plugin_packages_import_their_names_lazily() -> None:
+    code = (
+        "import sys, oml_vit.plugin, oml_resnet.plugin, oml_clip.plugin\n"
+        "before = 'torch' in sys.modules\nfrom oml_vit import ViTExtractor\n"
+        "print(before, 'torch' in sys.modules, ViTExtractor.__module__)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["False", "True", "oml_vit.extractor"]

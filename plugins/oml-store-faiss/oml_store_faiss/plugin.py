@@ -5,19 +5,23 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from oml_core import hookimpl
-from oml_store_faiss.store import FaissStore, FaissStoreConfig
 
 if TYPE_CHECKING:
     from oml_core.registry import Registry
+    from oml_store_faiss.store import FaissStore
 
 
 def _create(**fields: Any) -> FaissStore:
+    from oml_store_faiss.store import FaissStore
+
     path = fields.pop("path")
     return FaissStore(path, **fields)
 
 
 @hookimpl
 def oml_register_stores(registry: Registry[Any]) -> None:
+    from oml_store_faiss.store import FaissStoreConfig
+
     registry.add(
         "faiss",
         config=FaissStoreConfig,

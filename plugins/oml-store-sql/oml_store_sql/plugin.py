@@ -5,19 +5,23 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from oml_core import hookimpl
-from oml_store_sql.store import SqlStore, SqlStoreConfig
 
 if TYPE_CHECKING:
     from oml_core.registry import Registry
+    from oml_store_sql.store import SqlStore
 
 
 def _create(**fields: Any) -> SqlStore:
+    from oml_store_sql.store import SqlStore
+
     url = fields.pop("url")
     return SqlStore(url, **fields)
 
 
 @hookimpl
 def oml_register_stores(registry: Registry[Any]) -> None:
+    from oml_store_sql.store import SqlStoreConfig
+
     registry.add(
         "sql",
         config=SqlStoreConfig,
