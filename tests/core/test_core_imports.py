@@ -130,12 +130,3 @@ def test_oml_help_does_not_import_torch() -> None:
     assert "zoo" in result.stdout and "export" in result.stdout
     assert result.stderr.strip().splitlines()[-1] == "False"
 
-
-def test_plugin_packages_import_their_names_lazily() -> None:
-    code = (
-        "import sys, oml_vit.plugin, oml_resnet.plugin, oml_clip.plugin\n"
-        "before = 'torch' in sys.modules\nfrom oml_vit import ViTExtractor\n"
-        "print(before, 'torch' in sys.modules, ViTExtractor.__module__)"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.split() == ["False", "True", "oml_vit.extractor"]
