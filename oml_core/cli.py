@@ -122,9 +122,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(f"oml-core {__version__}")
         return 0
+    # help only needs the commands: the registries are not filled, so no plugin imports torch for it
+    only_help = not argv or "-h" in argv or "--help" in argv
     with warnings.catch_warnings(record=True) as load_warnings:
         warnings.simplefilter("always", RuntimeWarning)
-        host = Host(strict=False)
+        host = Host(strict=False, collect=not only_help)
     listing_plugins = bool(argv) and argv[0] == "plugins"
     if not listing_plugins:
         for warning in load_warnings:

@@ -24,12 +24,13 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from oml_core.errors import OMLError
+from oml_core.locks import exclusive_lock
 
 _CHUNK = 1 << 20
 _ATTEMPTS_PER_URL = 3
@@ -169,20 +170,10 @@ def verify_file(path: Path, *, sha256: str | None, md5: str | None, what: str, o
 
 
 # ------------------------------------------------------------------------------------------------ locking
-@contextmanager
-def file_lock(path: Path) -> Iterator[None]:
+def file_lock(path: Path) -> AbstractContextManager[None]:
     """An exclusive inter-process lock on ``<path>.lock`` (two DDP ranks never download the same file twice: the
     second waits and then finds the file verified in the cache)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = path.with_name(path.name + ".lock")
-    import fcntl  # POSIX; the lock file itself is left in place (removing it would race with a waiting process)
-
-    with open(lock_path, "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return exclusive_lock(path.with_name(path.name + ".lock"))
 
 
 # ------------------------------------------------------------------------------------------------ transfer

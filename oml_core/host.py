@@ -89,6 +89,7 @@ class Host:
         builtins: bool = True,
         strict: bool = True,
         env: Mapping[str, str] | None = None,
+        collect: bool = True,
     ) -> None:
         self.strict = strict
         self._env = os.environ if env is None else env
@@ -119,7 +120,8 @@ class Host:
         for plugin in plugins:
             self._register_guarded(plugin_name(plugin), "local", functools.partial(_identity, plugin))
         self._validate_hooks()
-        self._collect(list(self._infos))
+        if collect:  # False: only hooks are called later, no registry is filled (`oml --help` needs no torch)
+            self._collect(list(self._infos))
 
     # -------------------------------------------------------------------------------------------- loading
     def _load_entry_points(self) -> None:

@@ -527,12 +527,33 @@ def field_table(
 
 
 # ================================================================================================ components
+def _type_checking_names(module: Any) -> dict[str, Any]:
+    """The names a module imports under ``if TYPE_CHECKING:`` (plugins import their classes lazily, so a factory's
+    return annotation may name one of them)."""
+    import ast
+    import inspect
+
+    try:
+        tree = ast.parse(inspect.getsource(module))
+    except (OSError, TypeError):
+        return {}
+    names: dict[str, Any] = {}
+    for node in tree.body:
+        if isinstance(node, ast.If) and getattr(node.test, "id", getattr(node.test, "attr", "")) == "TYPE_CHECKING":
+            for statement in node.body:
+                if isinstance(statement, (ast.Import, ast.ImportFrom)):
+                    exec(compile(ast.Module([statement], []), module.__name__, "exec"), names)  # noqa: S102
+    return names
+
+
 def class_of(factory: Any) -> type | None:
     """The class a factory builds: itself if it is a class, else its return annotation if that is a class."""
     result = factory
     if not isinstance(factory, type):
+        module = sys.modules.get(getattr(factory, "__module__", ""), None)
+        namespace = {**vars(module), **_type_checking_names(module)} if module is not None else None
         try:
-            result = typing.get_type_hints(factory).get("return")
+            result = typing.get_type_hints(factory, globalns=namespace).get("return")
         except Exception:  # noqa: BLE001 - no usable annotation: no class to name
             return None
     if not isinstance(result, type) or not result.__module__.startswith("oml"):

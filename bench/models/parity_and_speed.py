@@ -1,6 +1,7 @@
-"""Numerical parity and CPU speed of oml-vit / oml-resnet against the reference implementations.
+"""Numerical parity and CPU speed of oml-vit / oml-resnet / oml-clip against the reference implementations.
 
-References (never dependencies): OML 4.0's copies of the official DINO / DINOv2 code and torchvision's ResNet, run in
+References (never dependencies): OML 4.0's copies of the official DINO / DINOv2 / CLIP / Unicom code and torchvision's
+ResNet, run in
 the peers venv (``.venv-peers``) through a subprocess. Each reference model is built with random weights, its
 state_dict and outputs saved; here the same state_dict is loaded *strictly* into ours and the outputs compared;
 then both forward passes are timed on the same input in their own process (same thread count).
@@ -24,7 +25,17 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 PEERS_PYTHON = ROOT / ".venv-peers" / "bin" / "python"
-CASES = [("vit", "vits16", 224), ("vit", "vits14_reg", 224), ("vit", "vitb14", 224), ("resnet", "resnet50", 224)]
+if not PEERS_PYTHON.exists():  # the shared peers venv of this machine
+    PEERS_PYTHON = Path("/work/peers-venv/bin/python")
+CASES = [
+    ("vit", "vits16", 224),
+    ("vit", "vits14_reg", 224),
+    ("vit", "vitb14", 224),
+    ("resnet", "resnet50", 224),
+    ("clip", "vitb32_224", 224),
+    ("clip", "vitb16_224", 224),
+    ("unicom", "vitb32_unicom", 224),
+]
 
 REFERENCE = textwrap.dedent(
     """
@@ -37,10 +48,17 @@ REFERENCE = textwrap.dedent(
     size, batch, repeats = int(sys.argv[3]), int(sys.argv[5]), int(sys.argv[6])
     if kind == "vit":
         model = ViTExtractor(None, arch, normalise_features=False).model.eval()
+    elif kind == "clip":
+        from oml.models.vit_clip.extractor import ViTCLIPExtractor
+        model = ViTCLIPExtractor(None, arch, normalise_features=False).visual.eval()
+    elif kind == "unicom":
+        from oml.models.vit_unicom.extractor import ViTUnicomExtractor
+        model = ViTUnicomExtractor(None, arch, normalise_features=False, use_gradient_ckpt=False).model.eval()
     else:
         model = getattr(torchvision.models, arch)().eval()
     x = torch.rand(batch, 3, size, size)
-    x_odd = torch.rand(2, 3, 210, 266)  # another grid; multiples of 14, as DINOv2 requires
+    # another grid (multiples of 14, as DINOv2 requires); CLIP and Unicom take one input size only
+    x_odd = torch.rand(2, 3, 210, 266) if kind in ("vit", "resnet") else torch.rand(2, 3, size, size)
     times = []
     with torch.no_grad():
         y, y_odd = model(x), model(x_odd)
@@ -57,6 +75,14 @@ def ours(kind: str, arch: str) -> torch.nn.Module:
         from oml_vit import build_vit
 
         return build_vit(arch)
+    if kind == "clip":
+        from oml_clip import build_clip_visual
+
+        return build_clip_visual(arch)
+    if kind == "unicom":
+        from oml_clip import build_unicom_visual
+
+        return build_unicom_visual(arch)
     from oml_resnet import build_resnet
 
     return build_resnet(arch)

@@ -7,7 +7,6 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from oml_core._markers import hookimpl
-from oml_core.engine.loggers import CSVLogger, CSVLoggerConfig, TensorBoardLogger, TensorBoardLoggerConfig
 
 if TYPE_CHECKING:
     from oml_core.cli import CommandRegistry
@@ -17,6 +16,8 @@ if TYPE_CHECKING:
 
 @hookimpl
 def oml_register_loggers(registry: Registry[Any]) -> None:
+    from oml_core.engine.loggers import CSVLogger, CSVLoggerConfig, TensorBoardLogger, TensorBoardLoggerConfig
+
     registry.add("csv", config=CSVLoggerConfig, factory=CSVLogger, summary="metrics.csv (step, name, value) in the run directory")
     registry.add(
         "tensorboard",

@@ -13,7 +13,6 @@ import attrs
 from oml_core._markers import hookimpl
 from oml_core.builtin.model_options import add_model_arguments
 from oml_core.errors import ConfigError, OMLError
-from oml_core.models import ExtractorWithMLP, SimpleCNNConfig, SimpleCNNExtractor
 from oml_core.registry import ExtractorChoice, TransformChoice
 
 if TYPE_CHECKING:
@@ -21,6 +20,7 @@ if TYPE_CHECKING:
 
     from oml_core.cli import CommandRegistry
     from oml_core.host import Host
+    from oml_core.models import ExtractorWithMLP, SimpleCNNExtractor
     from oml_core.registry import Registry
 
 
@@ -38,15 +38,21 @@ class ExtractorWithMLPConfig:
 def _create_extractor_with_mlp(
     extractor: Any, mlp_features: tuple[int, ...], weights: str | None, train_backbone: bool, zoo: Any = None
 ) -> ExtractorWithMLP:
+    from oml_core.models import ExtractorWithMLP
+
     return ExtractorWithMLP(extractor, list(mlp_features), weights=weights, train_backbone=train_backbone, zoo=zoo)
 
 
 def _create_simple_cnn(channels: tuple[int, ...], normalise_features: bool) -> SimpleCNNExtractor:
+    from oml_core.models import SimpleCNNExtractor
+
     return SimpleCNNExtractor(channels=channels, normalise_features=normalise_features)
 
 
 @hookimpl
 def oml_register_extractors(registry: Registry[Any]) -> None:
+    from oml_core.models import SimpleCNNConfig
+
     registry.add(
         "extractor_with_mlp",
         config=ExtractorWithMLPConfig,

@@ -29,6 +29,10 @@ def _list(args: argparse.Namespace, host: Host) -> int:
     if args.json:
         print(json.dumps([{**e.card(), "cache": _cache_state(e)} for e in entries], indent=2))
         return 0
+    from oml_core.downloads import describe_environment
+
+    settings = describe_environment()
+    print(f"cache {settings['cache']}, offline {settings['offline']}, mirror {settings['mirror'] or '-'}")
     print(f"{'name':<28} {'extractor':<19} {'arch':<20} {'dim':>5} {'check':<7} {'cached':<6} summary")
     for e in entries:
         check = "sha256" if e.sha256 else "md5"

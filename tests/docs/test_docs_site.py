@@ -24,6 +24,7 @@ GUIDE_PAGES = (
     "ddp.md",
     "migration.md",
     "robustness.md",
+    "zoo.md",
     "reference/components.md",
 )
 FENCE = re.compile(r"^```(\w+)\n(.*?)^```$", re.M | re.S)

@@ -6,9 +6,25 @@ Example:
     512
 """
 
-from oml_clip.arch import CLIP_ARCHS, UNICOM_ARCHS, ClipVisual, UnicomVisual, build_clip_visual, build_unicom_visual
-from oml_clip.extractor import ViTCLIPConfig, ViTCLIPExtractor, ViTUnicomConfig, ViTUnicomExtractor
-from oml_core.weights import get_transforms_for_pretrained
+from oml_core.lazy import lazy_exports
+
+# PEP 562: importing the package (the host does, for every command) does not import torch
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "CLIP_ARCHS": "oml_clip.arch",
+        "UNICOM_ARCHS": "oml_clip.arch",
+        "ClipVisual": "oml_clip.arch",
+        "UnicomVisual": "oml_clip.arch",
+        "build_clip_visual": "oml_clip.arch",
+        "build_unicom_visual": "oml_clip.arch",
+        "ViTCLIPConfig": "oml_clip.extractor",
+        "ViTCLIPExtractor": "oml_clip.extractor",
+        "ViTUnicomConfig": "oml_clip.extractor",
+        "ViTUnicomExtractor": "oml_clip.extractor",
+        "get_transforms_for_pretrained": "oml_core.weights",
+    },
+)
 
 __all__ = [
     "CLIP_ARCHS",

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from oml_clip import pretrained
-from oml_clip.extractor import ViTCLIPConfig, ViTUnicomConfig, create_vit_clip, create_vit_unicom
 from oml_core import hookimpl
 from oml_core.zoo import register_table
 
 
 @hookimpl
 def oml_register_extractors(registry: Any) -> None:
+    from oml_clip.extractor import ViTCLIPConfig, ViTUnicomConfig, create_vit_clip, create_vit_unicom
+
     registry.add(
         "vit_clip",
         config=ViTCLIPConfig,

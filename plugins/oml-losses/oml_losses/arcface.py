@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from oml_miners import as_labels
 from torch import Tensor, nn
 
+from oml_core.distances import normalise
 from oml_losses._common import LossError, Reduction, check_reduction
 
 __all__ = ["ArcFaceLoss", "ArcFaceLossConfig", "ArcFaceLossWithMLP", "ArcFaceLossWithMLPConfig", "label_smoothing"]
@@ -105,7 +106,7 @@ class ArcFaceLoss(nn.Module):
 
     def fc(self, x: Tensor) -> Tensor:
         """Cosines between the embeddings and the class centres, ``(B, num_classes)``."""
-        return F.linear(F.normalize(x, p=2), F.normalize(self.weight, p=2))
+        return F.linear(normalise(x), normalise(self.weight))
 
     def forward(self, x: Tensor, y: Tensor | Sequence[int]) -> Tensor:
         if x.ndim != 2 or x.shape[1] != self.in_features:

@@ -9,10 +9,10 @@ import torch
 from oml_miners import PairsMiner, PairsMinerConfig, as_labels, can_form_triplets
 from torch import Tensor, nn
 
+from oml_core.distances import elementwise_dist, pairwise_dist
 from oml_core.protocols import PairMiner
 from oml_core.registry import MinerChoice
 from oml_losses._common import LossError, Reduction, check_reduction, get_reduced, zero_loss
-from oml_losses.triplet import elementwise_dist
 
 __all__ = ["ContrastiveLoss", "ContrastiveLossConfig"]
 
@@ -78,7 +78,7 @@ class ContrastiveLoss(nn.Module):
         ids1, ids2, is_negative = self.miner.sample(features, labels_t)
         is_negative = is_negative.to(features.device)
         if len(ids1) > 2 * len(features):  # many pairs: index one distance matrix rather than gather (P, D) rows
-            distances = torch.cdist(features, features)[ids1, ids2]
+            distances = pairwise_dist(features, features)[ids1, ids2]
         else:
             distances = elementwise_dist(features[ids1], features[ids2])
         values = torch.where(is_negative, torch.relu(self.neg_margin - distances), torch.relu(distances - self.pos_margin))

@@ -5,13 +5,12 @@ triplets instead, so they are importable from ``oml_losses`` but not registered.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oml_core import OMLError, hookimpl
-from oml_losses.arcface import ArcFaceLoss, ArcFaceLossConfig, ArcFaceLossWithMLP, ArcFaceLossWithMLPConfig
-from oml_losses.contrastive import ContrastiveLoss, ContrastiveLossConfig
-from oml_losses.surrogate import SurrogatePrecision, SurrogatePrecisionConfig
-from oml_losses.triplet import TripletLossWithMiner, TripletLossWithMinerConfig
+
+if TYPE_CHECKING:
+    from oml_losses.arcface import ArcFaceLoss, ArcFaceLossWithMLP
 
 
 def _require_sizes(name: str, fields: Mapping[str, Any]) -> None:
@@ -24,6 +23,8 @@ def _require_sizes(name: str, fields: Mapping[str, Any]) -> None:
 
 
 def _arcface(label2category: Mapping[Any, Any] | None = None, **fields: Any) -> ArcFaceLoss:
+    from oml_losses.arcface import ArcFaceLoss
+
     _require_sizes("arcface", fields)
     return ArcFaceLoss(label2category=label2category, **fields)
 
@@ -31,12 +32,19 @@ def _arcface(label2category: Mapping[Any, Any] | None = None, **fields: Any) -> 
 def _mlp_arcface(
     mlp_features: tuple[int, ...], label2category: Mapping[Any, Any] | None = None, **fields: Any
 ) -> ArcFaceLossWithMLP:
+    from oml_losses.arcface import ArcFaceLossWithMLP
+
     _require_sizes("mlp_arcface", fields)
     return ArcFaceLossWithMLP(mlp_features=list(mlp_features), label2category=label2category, **fields)
 
 
 @hookimpl
 def oml_register_losses(registry: Any) -> None:
+    from oml_losses.arcface import ArcFaceLossConfig, ArcFaceLossWithMLPConfig
+    from oml_losses.contrastive import ContrastiveLoss, ContrastiveLossConfig
+    from oml_losses.surrogate import SurrogatePrecision, SurrogatePrecisionConfig
+    from oml_losses.triplet import TripletLossWithMiner, TripletLossWithMinerConfig
+
     registry.add(
         "triplet_with_miner",
         config=TripletLossWithMinerConfig,

@@ -10,6 +10,7 @@ from oml_miners import as_labels
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from oml_core.distances import pairwise_dist
 from oml_losses._common import LossError, Reduction, check_reduction, get_reduced
 
 __all__ = ["SurrogatePrecision", "SurrogatePrecisionConfig", "surrogate_precision"]
@@ -101,7 +102,7 @@ class SurrogatePrecision(nn.Module):
         labels_t = as_labels(labels, features.device)
         if len(labels_t) != len(features):
             raise LossError(f"SurrogatePrecision got {len(features)} embeddings but {len(labels_t)} labels")
-        distances = torch.cdist(features, features)
+        distances = pairwise_dist(features, features)
         mask_gt = labels_t[:, None] == labels_t[None, :]
         precision = surrogate_precision(distances, mask_gt, self.k, self.temperature1, self.temperature2, reduction="none")
         return get_reduced(1 - precision, self.reduction)

@@ -17,7 +17,7 @@ import torch
 from oml_miners import AllTripletsMiner, TripletMinerWithMemory, as_labels, can_form_triplets, true_columns
 from torch import Tensor, nn
 
-from oml_core.distances import elementwise_dist
+from oml_core.distances import elementwise_dist, pairwise_dist
 from oml_core.protocols import TripletMiner
 from oml_core.registry import MinerChoice
 from oml_losses._common import LossError, Reduction, check_margin, check_reduction, get_reduced, triplet_values, zero_loss
@@ -253,7 +253,7 @@ def all_triplets_loss(
     """
     if reduction not in ("mean", "sum"):
         raise LossError(f"all_triplets_loss computes a mean or a sum, not reduction={reduction!r}")
-    distances = torch.cdist(features, features)
+    distances = pairwise_dist(features, features)
     n_pos, n_neg = positive.sum(1), negative.sum(1)
     n_triplets = int((n_pos * n_neg).sum())
     if n_triplets == 0:
@@ -348,7 +348,7 @@ class TripletLossWithMiner(nn.Module):
         anchors, positives, negatives = triplets
         pool = getattr(triplets, "pool_features", features)
         if len(anchors) > 2 * len(pool):  # many triplets: index one distance matrix rather than gather (T, D) rows
-            distances = torch.cdist(pool, pool)
+            distances = pairwise_dist(pool, pool)
             positive_dist, negative_dist = distances[anchors, positives], distances[anchors, negatives]
             values = triplet_values(positive_dist, negative_dist, self.margin)
         else:

@@ -8,28 +8,34 @@ of indices, which unpack like OML's tuples::
     ids1, ids2, is_negative_pair = PairsMiner(hard_mining=True).sample(features=embeddings, labels=labels)
 """
 
-from oml_miners._common import (
-    MiningError,
-    PooledTriplets,
-    as_labels,
-    can_form_triplets,
-    pairwise_dist,
-    positive_negative_masks,
-    true_columns,
+from oml_core.lazy import lazy_exports
+
+# PEP 562: importing the package (the host does, for every command) does not import torch
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "MiningError": "oml_miners._common",
+        "PooledTriplets": "oml_miners._common",
+        "as_labels": "oml_miners._common",
+        "can_form_triplets": "oml_miners._common",
+        "pairwise_dist": "oml_miners._common",
+        "positive_negative_masks": "oml_miners._common",
+        "true_columns": "oml_miners._common",
+        "HardClusterMiner": "oml_miners.cluster",
+        "AllTripletsMiner": "oml_miners.inbatch",
+        "AllTripletsMinerConfig": "oml_miners.inbatch",
+        "HardTripletsMiner": "oml_miners.inbatch",
+        "NHardTripletsMiner": "oml_miners.inbatch",
+        "NHardTripletsMinerConfig": "oml_miners.inbatch",
+        "count_all_triplets": "oml_miners.inbatch",
+        "get_available_triplets": "oml_miners.inbatch",
+        "TripletMinerWithMemory": "oml_miners.memory",
+        "TripletMinerWithMemoryConfig": "oml_miners.memory",
+        "PairsMiner": "oml_miners.pairs",
+        "PairsMinerConfig": "oml_miners.pairs",
+        "MinerWithBank": "oml_miners.bank",
+    },
 )
-from oml_miners.bank import MinerWithBank
-from oml_miners.cluster import HardClusterMiner
-from oml_miners.inbatch import (
-    AllTripletsMiner,
-    AllTripletsMinerConfig,
-    HardTripletsMiner,
-    NHardTripletsMiner,
-    NHardTripletsMinerConfig,
-    count_all_triplets,
-    get_available_triplets,
-)
-from oml_miners.memory import TripletMinerWithMemory, TripletMinerWithMemoryConfig
-from oml_miners.pairs import PairsMiner, PairsMinerConfig
 
 __all__ = [
     "AllTripletsMiner",

@@ -2,35 +2,40 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oml_core import NoConfig, hookimpl
-from oml_miners.cluster import HardClusterMiner
-from oml_miners.inbatch import (
-    AllTripletsMiner,
-    AllTripletsMinerConfig,
-    HardTripletsMiner,
-    NHardTripletsMiner,
-    NHardTripletsMinerConfig,
-)
-from oml_miners.memory import TripletMinerWithMemory, TripletMinerWithMemoryConfig
-from oml_miners.pairs import PairsMiner, PairsMinerConfig
+
+if TYPE_CHECKING:
+    from oml_miners.inbatch import AllTripletsMiner, NHardTripletsMiner
+    from oml_miners.memory import TripletMinerWithMemory
 
 
 def _all_triplets(max_output_triplets: int | None, seed: int | None) -> AllTripletsMiner:
+    from oml_miners.inbatch import AllTripletsMiner
+
     return AllTripletsMiner(max_output_triplets, seed=seed)
 
 
 def _n_hard(n_positive: int, n_negative: int, skip_positive: int, skip_negative: int) -> NHardTripletsMiner:
+    from oml_miners.inbatch import NHardTripletsMiner
+
     return NHardTripletsMiner(n_positive=(skip_positive + 1, n_positive), n_negative=(skip_negative + 1, n_negative))
 
 
 def _memory(bank_size_in_batches: int, tri_expand_k: int, seed: int | None) -> TripletMinerWithMemory:
+    from oml_miners.memory import TripletMinerWithMemory
+
     return TripletMinerWithMemory(bank_size_in_batches, tri_expand_k, seed=seed)
 
 
 @hookimpl
 def oml_register_miners(registry: Any) -> None:
+    from oml_miners.cluster import HardClusterMiner
+    from oml_miners.inbatch import AllTripletsMinerConfig, HardTripletsMiner, NHardTripletsMinerConfig
+    from oml_miners.memory import TripletMinerWithMemoryConfig
+    from oml_miners.pairs import PairsMiner, PairsMinerConfig
+
     registry.add(
         "all_triplets",
         config=AllTripletsMinerConfig,

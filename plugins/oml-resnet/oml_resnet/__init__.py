@@ -6,10 +6,22 @@ Example:
     2048
 """
 
-from oml_core.models import GeM
-from oml_core.weights import get_transforms_for_pretrained
-from oml_resnet.arch import ARCHS, ResNet, ResNetArch, build_resnet
-from oml_resnet.extractor import ResnetConfig, ResnetExtractor
+from oml_core.lazy import lazy_exports
+
+# PEP 562: importing the package (the host does, for every command) does not import torch
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "GeM": "oml_core.models",
+        "get_transforms_for_pretrained": "oml_core.weights",
+        "ARCHS": "oml_resnet.arch",
+        "ResNet": "oml_resnet.arch",
+        "ResNetArch": "oml_resnet.arch",
+        "build_resnet": "oml_resnet.arch",
+        "ResnetConfig": "oml_resnet.extractor",
+        "ResnetExtractor": "oml_resnet.extractor",
+    },
+)
 
 __all__ = [
     "ARCHS",

@@ -7,11 +7,12 @@ from typing import Any
 from oml_core import hookimpl
 from oml_core.zoo import register_table
 from oml_resnet import pretrained
-from oml_resnet.extractor import ResnetConfig, create_resnet
 
 
 @hookimpl
 def oml_register_extractors(registry: Any) -> None:
+    from oml_resnet.extractor import ResnetConfig, create_resnet
+
     registry.add(
         "resnet",
         config=ResnetConfig,

@@ -10,13 +10,22 @@ They satisfy ``oml_core.protocols.BatchSampler``: exact ``len()``, ``set_epoch(e
 torch.distributed) for different batches on each process.
 """
 
-from oml_samplers._base import EpochBatchSampler, SamplerError, epoch_generator
-from oml_samplers.balance import BalanceSampler, BalanceSamplerConfig
-from oml_samplers.category import (
-    CategoryBalanceSampler,
-    CategoryBalanceSamplerConfig,
-    DistinctCategoryBalanceSampler,
-    DistinctCategoryBalanceSamplerConfig,
+from oml_core.lazy import lazy_exports
+
+# PEP 562: importing the package (the host does, for every command) does not import torch
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "EpochBatchSampler": "oml_samplers._base",
+        "SamplerError": "oml_samplers._base",
+        "epoch_generator": "oml_samplers._base",
+        "BalanceSampler": "oml_samplers.balance",
+        "BalanceSamplerConfig": "oml_samplers.balance",
+        "CategoryBalanceSampler": "oml_samplers.category",
+        "CategoryBalanceSamplerConfig": "oml_samplers.category",
+        "DistinctCategoryBalanceSampler": "oml_samplers.category",
+        "DistinctCategoryBalanceSamplerConfig": "oml_samplers.category",
+    },
 )
 
 __all__ = [

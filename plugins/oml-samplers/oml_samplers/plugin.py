@@ -7,16 +7,13 @@ A factory gets the config fields plus the runtime ``labels`` and, where the engi
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oml_core import hookimpl
-from oml_samplers.balance import BalanceSampler, BalanceSamplerConfig
-from oml_samplers.category import (
-    CategoryBalanceSampler,
-    CategoryBalanceSamplerConfig,
-    DistinctCategoryBalanceSampler,
-    DistinctCategoryBalanceSamplerConfig,
-)
+
+if TYPE_CHECKING:
+    from oml_samplers.balance import BalanceSampler
+    from oml_samplers.category import CategoryBalanceSampler, DistinctCategoryBalanceSampler
 
 
 def make_balance_sampler(
@@ -30,6 +27,8 @@ def make_balance_sampler(
     world_size: int | None = None,
 ) -> BalanceSampler:
     """``BalanceSampler`` from its config fields and the runtime arguments (``label2category`` is not used)."""
+    from oml_samplers.balance import BalanceSampler
+
     return BalanceSampler(labels, n_labels, n_instances, seed=seed, rank=rank, world_size=world_size)
 
 
@@ -46,6 +45,8 @@ def make_category_balance_sampler(
     rank: int | None = None,
     world_size: int | None = None,
 ) -> CategoryBalanceSampler:
+    from oml_samplers.category import CategoryBalanceSampler
+
     return CategoryBalanceSampler(
         labels,
         label2category,  # type: ignore[arg-type]  # None is reported by the sampler with a clear message
@@ -72,6 +73,8 @@ def make_distinct_category_balance_sampler(
     rank: int | None = None,
     world_size: int | None = None,
 ) -> DistinctCategoryBalanceSampler:
+    from oml_samplers.category import DistinctCategoryBalanceSampler
+
     return DistinctCategoryBalanceSampler(
         labels,
         label2category,  # type: ignore[arg-type]
@@ -87,6 +90,9 @@ def make_distinct_category_balance_sampler(
 
 @hookimpl
 def oml_register_samplers(registry: Any) -> None:
+    from oml_samplers.balance import BalanceSamplerConfig
+    from oml_samplers.category import CategoryBalanceSamplerConfig, DistinctCategoryBalanceSamplerConfig
+
     registry.add(
         "balance",
         config=BalanceSamplerConfig,

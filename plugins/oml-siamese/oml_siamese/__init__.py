@@ -10,21 +10,28 @@ Retrieve the top-n with embeddings, then re-score each (query, candidate) pair w
     calculator = EmbeddingMetrics(postprocessor=postprocessor)     # or inside validation
 """
 
-from oml_siamese.inference import ImagesFromDataset, ImagesFromPaths, pairwise_inference
-from oml_siamese.models import (
-    ConcatSiamese,
-    LinearSiamese,
-    LinearTrivialDistanceSiamese,
-    TrivialDistanceSiamese,
-    elementwise_dist,
+from oml_core.lazy import lazy_exports
+
+# PEP 562: importing the package (the host does, for every command) does not import torch
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "ImagesFromDataset": "oml_siamese.inference",
+        "ImagesFromPaths": "oml_siamese.inference",
+        "pairwise_inference": "oml_siamese.inference",
+        "ConcatSiamese": "oml_siamese.models",
+        "LinearSiamese": "oml_siamese.models",
+        "LinearTrivialDistanceSiamese": "oml_siamese.models",
+        "TrivialDistanceSiamese": "oml_siamese.models",
+        "elementwise_dist": "oml_siamese.models",
+        "PairwiseEmbeddingsPostprocessor": "oml_siamese.postprocessors",
+        "PairwiseImagesPostprocessor": "oml_siamese.postprocessors",
+        "PairwisePostprocessor": "oml_siamese.postprocessors",
+        "PairwiseReranker": "oml_siamese.postprocessors",
+        "rerank_distance_matrix": "oml_siamese.rerank",
+        "rerank_top_n": "oml_siamese.rerank",
+    },
 )
-from oml_siamese.postprocessors import (
-    PairwiseEmbeddingsPostprocessor,
-    PairwiseImagesPostprocessor,
-    PairwisePostprocessor,
-    PairwiseReranker,
-)
-from oml_siamese.rerank import rerank_distance_matrix, rerank_top_n
 
 __all__ = [
     "ConcatSiamese",

@@ -11,14 +11,6 @@ import attrs
 
 from oml_core import hookimpl
 from oml_core.registry import PairwiseModelChoice, TransformChoice
-from oml_siamese.models import (
-    ConcatSiameseConfig,
-    LinearSiameseConfig,
-    TrivialDistanceSiameseConfig,
-    create_concat_siamese,
-    create_linear_siamese,
-    create_trivial_distance_siamese,
-)
 
 if TYPE_CHECKING:
     from oml_core.cli import CommandRegistry
@@ -64,6 +56,15 @@ class PairwiseEmbeddingsConfig:
 # ================================================================================================ registration
 @hookimpl
 def oml_register_pairwise_models(registry: Registry[Any]) -> None:
+    from oml_siamese.models import (
+        ConcatSiameseConfig,
+        LinearSiameseConfig,
+        TrivialDistanceSiameseConfig,
+        create_concat_siamese,
+        create_linear_siamese,
+        create_trivial_distance_siamese,
+    )
+
     registry.add(
         "concat_siamese",
         config=ConcatSiameseConfig,

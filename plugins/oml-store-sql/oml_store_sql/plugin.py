@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from oml_core import hookimpl
-from oml_store_sql.quantized import QuantizedSqlStoreConfig, create_sql_store
 
 if TYPE_CHECKING:
     from oml_core.registry import Registry
@@ -13,6 +12,8 @@ if TYPE_CHECKING:
 
 @hookimpl
 def oml_register_stores(registry: Registry[Any]) -> None:
+    from oml_store_sql.quantized import QuantizedSqlStoreConfig, create_sql_store
+
     registry.add(
         "sql",
         config=QuantizedSqlStoreConfig,

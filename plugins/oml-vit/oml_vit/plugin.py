@@ -7,11 +7,12 @@ from typing import Any
 from oml_core import hookimpl
 from oml_core.zoo import register_table
 from oml_vit import pretrained
-from oml_vit.extractor import ViTConfig, create_vit
 
 
 @hookimpl
 def oml_register_extractors(registry: Any) -> None:
+    from oml_vit.extractor import ViTConfig, create_vit
+
     registry.add(
         "vit",
         config=ViTConfig,

@@ -96,3 +96,34 @@ def test_oml_export_safetensors_of_a_run_and_format_errors(tmp_path: Path, capsy
     assert main(["export", str(checkpoint), "--out", str(tmp_path / "c.pt"), "--extractor", "resnet", "--arch", "resnet18",
                  "--im-size", "32"]) == 0
     assert json.loads((tmp_path / "c.card.json").read_text())["image_size"] == 32
+
+
+def test_a_weights_name_exports_with_its_entrys_preprocessing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+    import types
+
+    from oml_core import Host, hookimpl
+    from oml_core.export import source_from_weights
+    from oml_core.models import SimpleCNNExtractor
+
+    monkeypatch.setenv("OML_CACHE_DIR", str(tmp_path / "cache"))
+    inner = SimpleCNNExtractor(channels=(4,))
+    state = {"extractor." + k: v for k, v in inner.state_dict().items()}
+    state |= {"projection.0.weight": torch.randn(3, 4), "projection.0.bias": torch.zeros(3)}
+    served = tmp_path / "mlp.pth"
+    torch.save(state, served)
+    plugin = types.SimpleNamespace()
+
+    @hookimpl
+    def oml_register_weights(zoo):  # type: ignore[no-untyped-def]
+        zoo.add("tiny_mlp", url=served.as_uri(), sha256=hashlib.sha256(served.read_bytes()).hexdigest(), arch="-",
+                extractor="extractor_with_mlp", transforms={"type": "norm_resize_hypvit_torch", "im_size": 40, "crop_size": 32},
+                init_args={"extractor": {"type": "simple_cnn", "channels": [4]}, "mlp_features": [3]})
+
+    plugin.oml_register_weights = oml_register_weights
+    source = source_from_weights("tiny_mlp", Host(plugins=[plugin], env={}))
+    assert source.image_size == 32 and source.architecture["weights"] == "tiny_mlp"
+    out = export_model(source, tmp_path / "tiny.onnx", "onnx")
+    card = json.loads(card_path(out).read_text())
+    assert card["preprocessing"]["crop_size"] == 32 and card["embedding_size"] == 3
+    assert torch.equal(source.model.projection[0].weight, state["projection.0.weight"])

@@ -120,6 +120,7 @@ def test_oml_zoo_list_show_and_download(
     assert main(["zoo", "list"]) == 0
     listing = capsys.readouterr().out
     assert all(name in listing for name in OML4)
+    assert listing.startswith(f"cache {tmp_path / 'cache' / 'weights'}, offline False, mirror -")
     assert main(["zoo", "list", "--json", "--extractor", "vit_clip"]) == 0
     cards = json.loads(capsys.readouterr().out)
     assert {c["name"] for c in cards} == {n for n, v in OML4.items() if v[1] == "vit_clip"}
