@@ -13,18 +13,23 @@ from oml_core.engine.tracking import TrackerLogger
 
 @attrs.frozen(kw_only=True)
 class ClearMLLoggerConfig:
-    """Log to ClearML. ``offline``: write an offline session (a folder and a zip in ClearML's cache,
-    ``$CLEARML_CACHE_DIR/offline``) to import later with ``Task.import_offline_session``; online needs a configured
-    server (``clearml-init`` or ``CLEARML_API_*`` variables). ``task_name`` defaults to the run directory's name.
-    ``log_figures``: worst-query pictures per validation; ``log_checkpoint``: ``checkpoints/best.pt`` at the end."""
+    """Log to ClearML, online or as an offline session: one ClearML task per OML run directory."""
 
     project: str = "oml"
+    """The ClearML project."""
     task_name: str | None = None
+    """The task's name; unset: the run directory's name."""
     offline: bool = False
+    """Write an offline session (folder and zip in ``$CLEARML_CACHE_DIR/offline``) for
+    ``Task.import_offline_session``; online needs a configured server (``clearml-init`` or ``CLEARML_API_*``)."""
     tags: tuple[str, ...] = ()
+    """Tags of the task."""
     log_figures: bool = True
+    """Send the worst-query picture of every validation."""
     log_checkpoint: bool = False
+    """Upload ``checkpoints/best.pt`` as an artifact when training ends."""
     close_timeout: float = 120.0
+    """Seconds to wait at the end for what is still queued."""
 
 
 class ClearMLLogger(TrackerLogger):

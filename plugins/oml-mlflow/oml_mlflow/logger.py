@@ -21,24 +21,29 @@ _BATCH = 500  # MLflow takes at most 1000 metrics and 100 params per log_batch
 
 @attrs.frozen(kw_only=True)
 class MLflowLoggerConfig:
-    """Log to MLflow. ``tracking_uri``: a tracking server (``http://127.0.0.1:5000``) or a local store
-    (``sqlite:///runs/mlflow.db``); unset means ``$MLFLOW_TRACKING_URI``, else ``sqlite:///<runs folder>/mlflow.db``.
-    ``artifact_location``: where a new experiment keeps artifacts in a local store (default: ``mlartifacts`` next
-    to the database). ``run_name`` defaults to the run directory's name. ``log_figures``: worst-query pictures per
-    validation; ``log_checkpoint``: upload ``checkpoints/best.pt`` at the end. ``start_timeout``: seconds to wait for
-    a server at start; ``http_retries``: retries of one request during the run (sets MLflow's
-    ``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` / ``_TIMEOUT`` unless already set)."""
+    """Log to MLflow: a tracking server or a local store, one MLflow run per OML run directory."""
 
     tracking_uri: str | None = None
+    """A tracking server (``http://127.0.0.1:5000``) or a local store (``sqlite:///runs/mlflow.db``); unset:
+    ``$MLFLOW_TRACKING_URI``, else ``sqlite:///<runs folder>/mlflow.db``."""
     experiment: str = "oml"
+    """The MLflow experiment (created when missing)."""
     run_name: str | None = None
+    """The MLflow run's name; unset: the run directory's name."""
     artifact_location: str | None = None
+    """Where a new experiment of a local store keeps artifacts; unset: ``mlartifacts`` next to the database."""
     tags: dict[str, str] = attrs.field(factory=dict)
+    """Tags of the MLflow run (``oml.run_dir`` is always set)."""
     log_figures: bool = True
+    """Send the worst-query picture of every validation."""
     log_checkpoint: bool = False
+    """Upload ``checkpoints/best.pt`` when training ends."""
     start_timeout: float = 10.0
+    """Seconds to wait for a tracking server at start."""
     http_retries: int = 2
+    """Retries of one request during the run (MLflow's ``MLFLOW_HTTP_REQUEST_MAX_RETRIES``, unless already set)."""
     close_timeout: float = 60.0
+    """Seconds to wait at the end for what is still queued."""
 
 
 def safe_key(name: str) -> str:

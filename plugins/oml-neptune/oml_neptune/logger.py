@@ -13,18 +13,23 @@ from oml_core.engine.tracking import TrackerLogger
 
 @attrs.frozen(kw_only=True)
 class NeptuneLoggerConfig:
-    """Log to Neptune. ``project``: ``workspace/project``; ``mode``: ``async`` (needs ``NEPTUNE_API_TOKEN``) or
-    ``offline`` (operations kept in ``.neptune/offline`` of the working directory, uploaded later with
-    ``neptune sync``). ``name`` defaults to the run directory's name. ``log_figures``: worst-query pictures per
-    validation; ``log_checkpoint``: ``checkpoints/best.pt`` at the end."""
+    """Log to Neptune (``neptune`` 1.x client): one Neptune run per OML run directory."""
 
     project: str = "oml/oml"
+    """The Neptune project, ``workspace/project``."""
     mode: Literal["async", "sync", "offline"] = "async"
+    """``async`` / ``sync`` need ``NEPTUNE_API_TOKEN``; ``offline`` keeps operations in ``.neptune/offline`` of the
+    working directory for ``neptune sync``."""
     name: str | None = None
+    """The Neptune run's name; unset: the run directory's name."""
     tags: tuple[str, ...] = ()
+    """Tags of the Neptune run."""
     log_figures: bool = True
+    """Send the worst-query picture of every validation."""
     log_checkpoint: bool = False
+    """Upload ``checkpoints/best.pt`` when training ends."""
     close_timeout: float = 120.0
+    """Seconds to wait at the end for what is still queued."""
 
 
 class NeptuneLogger(TrackerLogger):

@@ -14,20 +14,26 @@ from oml_core.engine.tracking import TrackerLogger
 
 @attrs.frozen(kw_only=True)
 class WandbLoggerConfig:
-    """Log to Weights & Biases. ``mode``: ``online`` (needs ``WANDB_API_KEY`` or ``wandb login``) or ``offline``
-    (files under ``<run_dir>/wandb``, uploaded later with ``wandb sync``). ``name`` defaults to the run directory's
-    name. ``log_figures``: worst-query pictures per validation; ``log_checkpoint``: ``checkpoints/best.pt`` as a model
-    artifact at the end. ``start_timeout``: seconds ``wandb.init`` may take online."""
+    """Log to Weights & Biases, online or offline: one W&B run per OML run directory."""
 
     project: str = "oml"
+    """The W&B project."""
     entity: str | None = None
+    """The W&B team or user; unset: your default entity."""
     mode: Literal["online", "offline"] = "online"
+    """``online`` needs ``WANDB_API_KEY`` (or ``wandb login``); ``offline`` writes ``<run_dir>/wandb`` for ``wandb sync``."""
     name: str | None = None
+    """The W&B run's name; unset: the run directory's name."""
     tags: tuple[str, ...] = ()
+    """Tags of the W&B run."""
     log_figures: bool = True
+    """Send the worst-query picture of every validation."""
     log_checkpoint: bool = False
+    """Upload ``checkpoints/best.pt`` as a model artifact when training ends."""
     start_timeout: float = 60.0
+    """Seconds ``wandb.init`` may take online."""
     close_timeout: float = 120.0
+    """Seconds to wait at the end for what is still queued."""
 
 
 class WandbLogger(TrackerLogger):
