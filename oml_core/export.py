@@ -206,46 +206,29 @@ def source_from_weights(name: str, host: Host, **overrides: Any) -> ExportSource
 
 
 def source_from_run(run_dir: Path, host: Host) -> ExportSource:
-    """A training run: its resolved ``config.yaml``, the weights of ``checkpoints/best.pt`` (else ``last.pt``), the
-    validation preprocessing and distance, and the threshold of ``calibration.json`` if ``oml calibrate`` wrote one.
+    """A training run as ``oml_core.runs.load_run`` reads it: the weights of ``checkpoints/best.pt`` (else
+    ``last.pt``), the validation preprocessing and distance, and the threshold of ``calibration.json`` if
+    ``oml calibrate`` wrote one.
 
-    TODO(prod): replace with ``oml_core.runs.load_run`` once it lands (it returns the same facts).
+    Example:
+        >>> source_from_run(Path("runs/mock-train-20240101-000000-000000"), Host()).threshold   # doctest: +SKIP
+        0.83
     """
-    import attrs as _attrs
+    from oml_core.runs import load_run
 
-    from oml_core.pipelines import load_pipeline_config
-    from oml_core.pipelines.train import load_model_weights
-
-    config_file = run_dir / "config.yaml"
-    if not config_file.is_file():
-        raise OMLError(f"{run_dir} is not a run directory: it has no config.yaml (oml train writes one into each run)")
-    cfg = load_pipeline_config(host, config_file)
-    candidates = (run_dir / "checkpoints" / "best.pt", run_dir / "checkpoints" / "last.pt")
-    checkpoint = next((p for p in candidates if p.is_file()), None)
-    if checkpoint is None:
-        raise OMLError(f"run {run_dir} has no checkpoints/best.pt or checkpoints/last.pt to export")
-    choice = cfg.extractor
-    options = dict(_attrs.asdict(choice.config, recurse=False)) if choice.config is not None else {}
-    if "weights" in options:
-        options["weights"] = None  # the run's own weights replace the pretrained ones it started from
-    model = host.registries.extractors.create(choice.type, options)
-    load_model_weights(model, checkpoint)
-    data = cfg.data
-    preprocessing: Any = [_choice_dict(c) for c in data.transforms_val] or {"type": "norm_resize_torch", "im_size": data.im_size}
-    size = int(getattr(model, "input_size", 0)) or _image_size_of(preprocessing, data.im_size)
-    threshold = None
-    calibration = run_dir / "calibration.json"
-    if calibration.is_file():
-        threshold = json.loads(calibration.read_text()).get("threshold")
-    architecture = {"type": choice.type, **{k: _plain(v) for k, v in options.items() if k != "weights"}}
+    run = load_run(run_dir, host=host)
+    data = dict(run.config.get("data") or {})
+    preprocessing: Any = list(data.get("transforms_val") or []) or {"type": "norm_resize_torch", "im_size": run.im_size}
+    size = int(getattr(run.extractor, "input_size", 0)) or _image_size_of(preprocessing, run.im_size)
+    architecture = {k: _plain(v) for k, v in run.extractor_config.items() if k != "weights"}
     return ExportSource(
-        model=model,
+        model=run.extractor,
         architecture=architecture,
         preprocessing=preprocessing,
         image_size=size,
-        distance=cfg.validation.metric,
-        threshold=threshold,
-        source=str(checkpoint),
+        distance=run.distance,
+        threshold=run.threshold,
+        source=str(run.checkpoint),
     )
 
 

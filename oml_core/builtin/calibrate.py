@@ -79,8 +79,8 @@ def calibrate_run(
 
     from oml_core.engine.validation import validation_columns
     from oml_core.inference import inference
-    from oml_core.runs import CALIBRATION_FILE, load_run
     from oml_core.retrieval.calibration import DEFAULT_BINS, DEFAULT_FMR_VALS, calibrate_thresholds, plot_calibration
+    from oml_core.runs import CALIBRATION_FILE, load_run
 
     run = load_run(run_dir, host=host)
     dataset = _validation_dataset(run, dataframe, dataset_root)

@@ -73,8 +73,13 @@ def oml_register_extractors(registry: Registry[Any]) -> None:
 def _configure_export(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "checkpoint",
+        nargs="?",
+        default=None,
         help="what to export: a run directory (oml train's), a weights name (vits16_dino), or a checkpoint file "
         "(.pth, .ckpt, .pt, .safetensors; with --extractor for onnx/torchscript)",
+    )
+    parser.add_argument(
+        "--run", "--run-dir", dest="run", default=None, metavar="RUN_DIR", help="export this run of oml train (its best weights)"
     )
     parser.add_argument("--out", required=True, help="the file to write: *.onnx, *.pt (TorchScript) or *.safetensors")
     parser.add_argument(
@@ -94,8 +99,10 @@ def _export(args: argparse.Namespace, host: Host) -> int:
 
     out = Path(args.out)
     fmt = format_for(out, args.format)
-    target = Path(args.checkpoint)
-    if target.is_dir():
+    if (args.run is None) == (args.checkpoint is None):
+        raise OMLError("oml export: give one model: --run RUN_DIR, a weights name, or a checkpoint file")
+    target = Path(args.run if args.run is not None else args.checkpoint)
+    if args.run is not None or target.is_dir():
         source = source_from_run(target, host)
     elif args.checkpoint in host.weights and not target.is_file():
         source = source_from_weights(args.checkpoint, host)
