@@ -37,23 +37,21 @@ def build_service(
         >>> service = build_service(Host(), "gallery.db", "runs/mock-train-...")   # doctest: +SKIP
     """
     from oml_core.runs import load_run
-    from oml_core.stores import open_store, resolve_store_url
+    from oml_core.stores import StoreError, open_store
     from oml_serve.service import SearchService
 
     run = load_run(run_dir, host=host)
-    _, location = resolve_store_url(store_url)
-    # a server database (PostgreSQL) is taken to exist; a file or folder store must be there unless --create
-    local = None if location.startswith("postgresql") else Path(location.removeprefix("sqlite:///"))
-    exists = local is None or local.exists()
-    if not exists and not create:
-        raise OMLError(
-            f"the store {store_url!r} does not exist; fill it with `oml index` first, or pass --create to start an empty "
-            "one that POST /items fills"
-        )
     dim = int(getattr(run.extractor, "feat_dim", 0)) or None
-    store = open_store(
-        host, store_url, dim=dim if create else None, metric=run.distance if create else None, **(store_options or {})
-    )
+    try:
+        store = open_store(
+            host, store_url, dim=dim if create else None, metric=run.distance if create else None, create=create,
+            **(store_options or {}),
+        )
+    except StoreError as exc:
+        if create:
+            raise
+        hint = "Fill it with `oml index` first, or pass --create to start an empty one that POST /items fills"
+        raise OMLError(f"{exc} {hint}") from None
     root = dataset_root if dataset_root is not None else (run.config.get("data") or {}).get("dataset_root")
     if upload_dir is None and root is not None:
         upload_dir = Path(root) / "oml-serve-uploads"

@@ -217,9 +217,20 @@ def test_a_store_filled_by_another_model_is_refused(served_run, tmp_path):
         store.add([1], np.zeros((1, 7), dtype=np.float32))
     with pytest.raises(OMLError, match="holds 7-d ones"):
         build_service(Host(), url, served_run["run_dir"])
-    with pytest.raises(OMLError, match="does not exist"):
+    with pytest.raises(OMLError, match="there is no store"):
         build_service(Host(), f"sqlite:///{tmp_path / 'missing.db'}", served_run["run_dir"])
     assert not (tmp_path / "missing.db").exists()
+
+    # the right size, but filled by other weights: refused by the same identity check as oml index / search
+    from oml_core.runs import load_run
+
+    run = load_run(served_run["run_dir"])
+    other = {**run.fingerprint.to_dict(), "weights_sha256": "0" * 64}
+    url = f"sqlite:///{tmp_path / 'same_size.db'}"
+    with open_store(Host(), url, dim=run.embedding_size, metric=run.distance) as store:
+        store.update_info({"model": {"fingerprint": other}})
+    with pytest.raises(OMLError, match="filled by another model"):
+        build_service(Host(), url, served_run["run_dir"])
 
 
 def test_oml_serve_refuses_a_missing_store_without_creating_it(served_run, tmp_path, capsys):
@@ -227,6 +238,7 @@ def test_oml_serve_refuses_a_missing_store_without_creating_it(served_run, tmp_p
 
     missing = tmp_path / "missing.db"
     assert main(["serve", "--store", str(missing), "--run", str(served_run["run_dir"])]) == 2
-    assert "does not exist" in capsys.readouterr().err and not missing.exists()
+    err = capsys.readouterr().err
+    assert "there is no store" in err and "--create" in err and not missing.exists()
     assert main(["serve", "--store", str(missing), "--run", str(tmp_path)]) == 2
     assert "no config.yaml" in capsys.readouterr().err
