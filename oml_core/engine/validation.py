@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
 import torch
 
 from oml_core.data.const import (
@@ -47,7 +48,10 @@ def validation_columns(dataset: Any) -> dict[str, Any]:
     if CATEGORIES_COLUMN in df.columns:
         columns["categories"] = [str(c) for c in df[CATEGORIES_COLUMN]]
     if SEQUENCE_COLUMN in df.columns:
-        columns["sequence"] = [str(s) for s in df[SEQUENCE_COLUMN]]
+        # a row without a sequence is alone in its own (as in the datasets), not in one sequence called "nan"
+        get_sequences = getattr(dataset, "get_sequences", None)
+        sequences = get_sequences() if callable(get_sequences) else None
+        columns["sequence"] = sequences or [f"row{i}" if pd.isna(s) else str(s) for i, s in enumerate(df[SEQUENCE_COLUMN])]
     return columns
 
 
