@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from bench.compat._shared import KS, flat, median_third
 from oml_core.data import ImageQueryGalleryLabeledDataset, generate_mock_dataset
 from oml_core.retrieval import (
     AdaptiveThresholding,
@@ -36,22 +37,6 @@ from oml_core.retrieval import (
 )
 
 HERE = Path(__file__).resolve().parent
-
-
-KS = {"cmc_top_k": (1, 5), "precision_top_k": (5,), "map_top_k": (5,)}
-
-
-def median_third(rr: RetrievalResults) -> float:
-    """A threshold that cuts some lists: the median distance of the third retrieved item."""
-    return float(np.median([d[2].item() for d in rr.distances]))
-
-
-def flat(metrics: dict, prefix: str = "") -> dict[str, float]:
-    out = {}
-    for key, value in metrics.items():
-        name = f"{prefix}/{key}" if prefix else str(key)
-        out.update(flat(value, name) if isinstance(value, dict) else {name: float(value)})
-    return out
 
 
 def same_value(a: float | None, b: float | None) -> bool:

@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, "/work/shared/peers")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tv_shim  # noqa: E402
+from _shared import KS, flat, median_third  # noqa: E402
 
 tv_shim.ensure_torchvision()
 
@@ -18,21 +20,6 @@ import torch  # noqa: E402
 from oml.datasets import ImageQueryGalleryLabeledDataset  # noqa: E402
 from oml.metrics import EmbeddingMetrics, calc_fnmr_at_fmr_rr, calc_retrieval_metrics_rr  # noqa: E402
 from oml.retrieval import AdaptiveThresholding, ConstantThresholding, RetrievalResults  # noqa: E402
-
-KS = {"cmc_top_k": (1, 5), "precision_top_k": (5,), "map_top_k": (5,)}
-
-
-def median_third(rr: RetrievalResults) -> float:
-    """A threshold that cuts some lists: the median distance of the third retrieved item."""
-    return float(np.median([d[2].item() for d in rr.distances]))
-
-
-def flat(metrics: dict, prefix: str = "") -> dict[str, float]:
-    out = {}
-    for key, value in metrics.items():
-        name = f"{prefix}/{key}" if prefix else str(key)
-        out.update(flat(value, name) if isinstance(value, dict) else {name: float(value)})
-    return out
 
 
 def main(folder: Path) -> None:
