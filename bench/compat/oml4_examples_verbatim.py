@@ -45,8 +45,11 @@ def snippet(repo: Path, path: str, marker: str | None) -> list[str]:
 
 
 def is_import(line: str) -> bool:
+    """An import line, or a name or ``)`` inside a parenthesised import."""
     stripped = line.strip()
-    return stripped.startswith(("import ", "from ")) or stripped in (")",) or bool(re.fullmatch(r"[\w, ]+,?", stripped) and "(" not in stripped and stripped.endswith(","))
+    if stripped.startswith(("import ", "from ")) or stripped == ")":
+        return True
+    return bool(re.fullmatch(r"[\w, ]+,", stripped))
 
 
 def main() -> int:
