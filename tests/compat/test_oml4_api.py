@@ -375,6 +375,16 @@ def test_a_users_extractor_and_dataset_written_against_oml4s_interfaces_work_her
     calc.update(embeddings, torch.arange(4))
     assert float(calc.compute_metrics()["OVERALL"]["cmc"][1]) == pytest.approx(3 / 4)
 
+    # the engine's validation reads the same columns from the interface (the dataset has no dataframe)
+    from oml_core.engine.validation import validation_columns
+
+    columns = validation_columns(dataset)
+    assert columns["sequence"] == ["a", "a", "b", "c"] and columns["is_query"].all() and "paths" not in columns
+    engine_style = EmbeddingMetrics(cmc_top_k=(1,), precision_top_k=(), map_top_k=(), pcf_variance=(), sequence_key="sequence")
+    engine_style.setup(num_samples=4)
+    engine_style.update_data({"embeddings": embeddings, **columns})
+    assert engine_style.compute_metrics() == calc.metrics
+
 
 def test_oml_train_validation_keeps_rows_without_a_sequence_apart(tmp_path: Path) -> None:
     """Rows with an empty ``sequence`` are each their own sequence in ``oml train``'s validation too (they were all
