@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
 import torch
 
 from oml_core.data.const import (
@@ -35,7 +36,11 @@ def embed_dataset(engine: Engine) -> torch.Tensor:
 
 
 def validation_columns(dataset: Any) -> dict[str, Any]:
-    """Labels, query/gallery flags and (when present) categories, sequences and paths of a query-gallery dataset."""
+    """Labels, query/gallery flags and (when present) categories, sequences and paths of a query-gallery dataset:
+    from its dataframe, or, for a dataset without one (a class written against OML 4's interfaces), from
+    ``get_labels()``, ``get_query_ids()``, ``get_gallery_ids()`` and ``extra_data``."""
+    if not isinstance(getattr(dataset, "df", None), pd.DataFrame):
+        return _interface_columns(dataset)
     df = dataset.df
     columns: dict[str, Any] = {
         "labels": torch.tensor(df[LABELS_COLUMN].to_numpy(), dtype=torch.long),
@@ -47,7 +52,27 @@ def validation_columns(dataset: Any) -> dict[str, Any]:
     if CATEGORIES_COLUMN in df.columns:
         columns["categories"] = [str(c) for c in df[CATEGORIES_COLUMN]]
     if SEQUENCE_COLUMN in df.columns:
-        columns["sequence"] = [str(s) for s in df[SEQUENCE_COLUMN]]
+        # a row without a sequence is alone in its own (as in the datasets), not in one sequence called "nan"
+        get_sequences = getattr(dataset, "get_sequences", None)
+        sequences = get_sequences() if callable(get_sequences) else None
+        columns["sequence"] = sequences or [f"row{i}" if pd.isna(s) else str(s) for i, s in enumerate(df[SEQUENCE_COLUMN])]
+    return columns
+
+
+def _interface_columns(dataset: Any) -> dict[str, Any]:
+    from oml_core.retrieval.results import dataset_categories, dataset_labels, dataset_sequences
+
+    n = len(dataset)
+    columns: dict[str, Any] = {"labels": torch.as_tensor(dataset_labels(dataset)).long(), "idx": torch.arange(n)}
+    for key, method in (("is_query", "get_query_ids"), ("is_gallery", "get_gallery_ids")):
+        mask = torch.zeros(n, dtype=torch.bool)
+        mask[torch.as_tensor(getattr(dataset, method)(), dtype=torch.long).reshape(-1)] = True
+        columns[key] = mask
+    for key, values in (("categories", dataset_categories(dataset)), ("sequence", dataset_sequences(dataset))):
+        if values is not None:
+            columns[key] = [str(v) for v in values]
+    if callable(getattr(dataset, "get_paths", None)):
+        columns["paths"] = [str(p) for p in dataset.get_paths()]
     return columns
 
 
@@ -59,7 +84,7 @@ def compute_dataset_metrics(engine: Engine, embeddings: torch.Tensor) -> dict[st
     args = dict(engine.options.metric_args)
     args.setdefault("categories_key", "categories" if "categories" in columns else None)
     args.setdefault("sequence_key", "sequence" if "sequence" in columns else None)
-    args.setdefault("extra_keys", ("paths",))
+    args.setdefault("extra_keys", ("paths",) if "paths" in columns else ())
     metric = EmbeddingMetrics(**args)
     metric.setup(num_samples=len(embeddings))
     metric.update_data({"embeddings": embeddings.float().cpu(), **columns})

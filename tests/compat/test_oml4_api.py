@@ -374,3 +374,25 @@ def test_a_users_extractor_and_dataset_written_against_oml4s_interfaces_work_her
     calc.setup()
     calc.update(embeddings, torch.arange(4))
     assert float(calc.compute_metrics()["OVERALL"]["cmc"][1]) == pytest.approx(3 / 4)
+
+    # the engine's validation reads the same columns from the interface (the dataset has no dataframe)
+    from oml_core.engine.validation import validation_columns
+
+    columns = validation_columns(dataset)
+    assert columns["sequence"] == ["a", "a", "b", "c"] and columns["is_query"].all() and "paths" not in columns
+    engine_style = EmbeddingMetrics(cmc_top_k=(1,), precision_top_k=(), map_top_k=(), pcf_variance=(), sequence_key="sequence")
+    engine_style.setup(num_samples=4)
+    engine_style.update_data({"embeddings": embeddings, **columns})
+    assert engine_style.compute_metrics() == calc.metrics
+
+
+def test_oml_train_validation_keeps_rows_without_a_sequence_apart(tmp_path: Path) -> None:
+    """Rows with an empty ``sequence`` are each their own sequence in ``oml train``'s validation too (they were all
+    put into one sequence "nan", so they never retrieved each other)."""
+    from oml_core.engine.validation import validation_columns
+
+    df = _qg_frame(tmp_path, [0, 0, 1, 1], ["a", None, None, "a"])  # type: ignore[list-item]
+    columns = validation_columns(DatasetQueryGallery(df))
+    assert columns["sequence"] == ["a", "row1", "row2", "a"]
+    rr = RetrievalResults.from_embeddings(torch.tensor([[0.0], [0.1], [0.2], [0.3]]), sequences=columns["sequence"], n_items=3)
+    assert 2 in rr.retrieved_ids[1].tolist() and 3 not in rr.retrieved_ids[0].tolist()
