@@ -1,13 +1,16 @@
 """The ``oml`` command line. Subcommands come from plugins through ``oml_register_cli_commands``.
 
 Errors that OML raises on purpose (bad config, missing file, broken plugin) are printed as one paragraph
-and exit with status 2; anything else is a bug and keeps its traceback.
+and exit with status 2 (``--debug`` or ``OML_DEBUG=1`` adds the traceback); anything else is a bug and keeps its
+traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -84,6 +87,7 @@ def build_parser(commands: CommandRegistry) -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="oml", description="Open metric learning: train, validate, index and search.")
     parser.add_argument("--version", action="version", version=f"oml-core {__version__}")
+    parser.add_argument("--debug", action="store_true", help="print the traceback of an error (also OML_DEBUG=1)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     groups: dict[str, Any] = {}
     for name in commands.names():
@@ -111,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from oml_core.host import Host
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("OML_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
     if argv == ["--version"]:  # answered without loading any plugin
         from oml_core import __version__
 
@@ -136,6 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = command.run(args, host)
         return int(status or 0)
     except OMLError as exc:
+        if debug:
+            traceback.print_exc()
         print(f"oml: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

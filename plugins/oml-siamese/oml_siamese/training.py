@@ -368,13 +368,12 @@ def train_postprocessor(
         >>> result = train_postprocessor("configs/train_postprocessor_mock.yaml", overrides=["epochs=1"])   # doctest: +SKIP
         >>> result.metrics_embeddings["OVERALL/cmc/1"], result.metrics_after["OVERALL/cmc/1"]   # doctest: +SKIP
     """
-    from oml_core.pipelines.train import describe_environment, load_local_plugin, make_run_dir
+    from oml_core.pipelines.train import describe_environment, make_run_dir, register_local_plugins
 
     host = host if host is not None else Host()
     cfg = load_config(host, config_path, overrides)
     base_dir = Path(config_path).resolve().parent
-    for reference in cfg.plugins.local:
-        host.register(load_local_plugin(reference, base_dir))
+    register_local_plugins(host, cfg.plugins.local, base_dir)
     unstructured = host.registries.converter.unstructure(cfg)
     run_dir = make_run_dir(cfg, kind="postprocessor")  # type: ignore[arg-type]
     dump_yaml(unstructured, run_dir / "config.yaml")
