@@ -205,7 +205,8 @@ class Engine:
             if self.pm.get_name(plugin) is not None:
                 self.pm.unregister(plugin)
             raise PluginValidationError(f"engine plugin {name!r}: {exc}") from None
-        name_plugin_in_errors(self.pm, plugin, name)
+        if not type(plugin).__module__.startswith("oml_core."):  # a built-in's error is OML's own, not a plugin's
+            name_plugin_in_errors(self.pm, plugin, name)
         return name
 
     def plugin_names(self) -> list[str]:
@@ -244,9 +245,11 @@ class Engine:
         if self.state.is_main_process:
             try:
                 atomic_save(checkpoint, path)
-            except OSError as exc:  # a full disk, a file size limit, a read-only folder: the previous file is intact
+            except (OSError, RuntimeError) as exc:  # a full disk, a size limit, a read-only folder (torch's writer
+                # reports a short write as a RuntimeError): the previous file is intact
+                reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
                 raise CheckpointError(
-                    f"cannot write checkpoint {path}: {exc.strerror or exc}; the run stopped and the previous "
+                    f"cannot write checkpoint {path} ({reason}: a full disk?); the run stopped and the previous "
                     f"{Path(path).name} (if any) is intact. Free disk space (or fix the folder's permissions) and resume."
                 ) from None
         return Path(path)
