@@ -208,9 +208,11 @@ class Host:
         unknown = [c.name for c in self.pm.get_hookcallers(plugin) or [] if c.spec is None] if plugin is not None else []
         if unknown:
             known = [n for n in dir(self.pm.hook) if n.startswith("oml_") and getattr(self.pm.hook, n).spec is not None]
-            hints = [f"{u!r} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(u, known, n=1)) else repr(u)
-                     for u in unknown]  # fmt: skip
-            what = f"implements {', '.join(hints)}, which is not an OML hook (unknown hook)"
+            hints = []
+            for hook in unknown:
+                close = difflib.get_close_matches(hook, known, n=1)
+                hints.append(f"unknown hook {hook!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            what = f"implements {', '.join(hints)}: not an OML hook"
             fix = "rename it to one of the hooks in docs/hooks.md"
         else:
             what = " ".join(str(exc).split())
