@@ -2,7 +2,7 @@
 
 Errors that OML raises on purpose (bad config, missing file, broken plugin) are printed as one paragraph
 and exit with status 2. Anything else is a bug (of OML or of a plugin): it is reported in one paragraph too, with
-exit status 1; ``--debug`` (or ``OML_DEBUG=1``) shows the traceback of either kind.
+exit status 1. ``--debug`` (or ``OML_DEBUG=1``) prints the traceback of either kind before the message.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import argparse
 import errno
 import os
 import sys
+import traceback
 import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -115,8 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from oml_core.host import Host
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = debug_enabled(argv)
-    argv = [arg for arg in argv if arg != "--debug"]
+            traceback.print_exc()
+        print(f"oml: error: {_shorten_lines(str(exc))}", file=sys.stderr)
     if argv == ["--version"]:  # answered without loading any plugin
         from oml_core import __version__
 
@@ -153,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except OSError as exc:
         if debug:
-            raise
+            traceback.print_exc()
         if exc.errno not in _DISK_ERRORS:
             return _internal_error(argv, exc)
         where = f" while writing {exc.filename}" if exc.filename else ""
@@ -166,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one paragraph, never a bare traceback
         if debug:
-            raise
+            traceback.print_exc()
         return _internal_error(argv, exc)
 
 

@@ -174,7 +174,28 @@ def config_problems(exc: BaseException, path: str = "$") -> list[str]:
         return lines
     if isinstance(exc, BaseExceptionGroup):
         return [line for inner in exc.exceptions for line in config_problems(inner, path)]
-    return [f"{path}: {_message(exc)}"]
+    field = getattr(exc, "oml_field", None)  # an attrs validator's error (see field_error): raised by __init__
+    return [f"{path}.{field}: {_message(exc)}" if field else f"{path}: {_message(exc)}"]
+
+
+def field_error(attribute: attrs.Attribute[Any], message: str) -> ValueError:
+    """A ValueError for an attrs validator that config errors report at the field's own path (``$.a.b``).
+
+    Example:
+        >>> def positive(instance, attribute, value):
+        ...     if value < 1:
+        ...         raise field_error(attribute, "must be > 0")
+        >>> @attrs.frozen
+        ... class Cfg:
+        ...     n: int = attrs.field(validator=positive)
+        >>> structure(make_converter(), {"n": 0}, Cfg)
+        Traceback (most recent call last):
+        oml_core.errors.ConfigError: config has 1 problem:
+          $.n: must be > 0
+    """
+    error = ValueError(message)
+    error.oml_field = attribute.name  # type: ignore[attr-defined]
+    return error
 
 
 def structure(converter: cattrs.Converter, data: Any, cls: type[T], *, source: str | None = None, root: str = "$") -> T:

@@ -34,6 +34,23 @@ class PluginValidationError(OMLError):
     """A plugin implements a hook that does not exist (usually a misspelling) or with wrong arguments."""
 
 
+class PluginImportExit(OMLError):
+    """A plugin called ``sys.exit`` while being imported (reported as a broken plugin, never ending ``oml``)."""
+
+
+class PluginHookError(OMLError):
+    """A plugin's hook raised while a run was going on: the run stopped, its last good checkpoint is kept."""
+
+    def __init__(self, plugin: str, hook: str, cause: BaseException, checkpoint: str | None = None) -> None:
+        self.plugin, self.hook, self.cause = plugin, hook, cause
+        kept = f"the last good checkpoint is kept: {checkpoint}" if checkpoint else "no checkpoint had been written yet"
+        super().__init__(
+            f"plugin {plugin!r} raised in hook {hook}: {type(cause).__name__}: {cause}. The run stopped; {kept} "
+            f"(resume with --resume once fixed). Fix the plugin, or remove it from the config's plugins.local / "
+            f"disable it with OML_DISABLE_PLUGINS={plugin}. Run with --debug (or OML_DEBUG=1) for the traceback."
+        )
+
+
 class DuplicateComponentError(OMLError):
     """Two plugins registered a component of the same kind under the same name."""
 

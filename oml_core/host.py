@@ -12,6 +12,7 @@ Environment: ``OML_DISABLE_PLUGINS=a,b`` skips plugins (by plugin or distributio
 
 from __future__ import annotations
 
+import difflib
 import functools
 import importlib
 import importlib.metadata
@@ -26,7 +27,7 @@ import attrs
 import pluggy
 
 from oml_core._markers import ENTRY_POINT_GROUP
-from oml_core.errors import DuplicateComponentError, OMLError, PluginLoadError, PluginValidationError
+from oml_core.errors import DuplicateComponentError, OMLError, PluginImportExit, PluginLoadError, PluginValidationError
 from oml_core.hookspecs import LIFECYCLE_HOOKS
 from oml_core.plugin_manager import name_plugin_in_errors, new_plugin_manager
 from oml_core.registry import KINDS, Registries, Registry
@@ -157,6 +158,16 @@ class Host:
                 self.pm.add_hookspecs(extra_specs)
                 self.extra_hookspecs.append(extra_specs)
             self.pm.register(plugin, name=name)
+        except pluggy.PluginValidationError as exc:  # a hook argument that the hook does not have
+            error = PluginValidationError(self._explain_invalid(name, exc))
+            if self.strict:
+                del self._infos[name]
+                raise error from None
+            self._mark_broken(name, error)
+            return
+        except SystemExit as exc:  # sys.exit() at import must not end every oml command without a word
+            self._mark_broken(name, PluginImportExit(f"the plugin called sys.exit({exc.code!r}) while being imported"))
+            return
         except Exception as exc:  # noqa: BLE001 - a broken plugin must never take the host down
             self._mark_broken(name, exc)
             return
@@ -176,17 +187,43 @@ class Host:
             container.remove_plugin(name)
         warnings.warn(str(error), RuntimeWarning, stacklevel=3)
 
-    def _validate_hooks(self) -> None:
+    def _validate_hooks(self, strict: bool | None = None) -> None:
         """pluggy's ``check_pending`` on every plugin: strict hosts raise, others mark the plugin broken."""
+        strict = self.strict if strict is None else strict
         while True:
             try:
                 self.pm.check_pending()
                 return
             except pluggy.PluginValidationError as exc:
                 name = self.pm.get_name(exc.plugin) or repr(exc.plugin)
-                if self.strict:
-                    raise PluginValidationError(f"plugin {name!r}: {exc}") from None
-                self._mark_broken(name, PluginValidationError(str(exc)))
+                message = self._explain_invalid(name, exc)
+                if strict:
+                    if name in self._infos and self._infos[name].source == "local":
+                        self.unregister(name)
+                    raise PluginValidationError(message) from None
+                self._mark_broken(name, PluginValidationError(message))
+
+    def _explain_invalid(self, name: str, exc: pluggy.PluginValidationError) -> str:
+        """One paragraph: which plugin (by distribution for an installed one), which hook, what is wrong, the fix."""
+        info = self._infos.get(name)
+        label = describe_plugin(name, info.source if info else "local", info.distribution if info else None,
+                                info.version if info else None)  # fmt: skip
+        plugin = self.pm.get_plugin(name) or exc.plugin
+        unknown = [c.name for c in self.pm.get_hookcallers(plugin) or [] if c.spec is None] if plugin is not None else []
+        if unknown:
+            known = [n for n in dir(self.pm.hook) if n.startswith("oml_") and getattr(self.pm.hook, n).spec is not None]
+            hints = []
+            for hook in unknown:
+                close = difflib.get_close_matches(hook, known, n=1)
+                hints.append(f"unknown hook {hook!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            what = f"implements {', '.join(hints)}: not an OML hook"
+            fix = "rename it to one of the hooks in docs/hooks.md"
+        else:
+            what = " ".join(str(exc).split())
+            fix = "an implementation may only take arguments that the hook has (see docs/hooks.md)"
+        installed = info is not None and info.source == "entrypoint"
+        off = f"; or leave it out with OML_DISABLE_PLUGINS={info.distribution or name}" if installed and info else ""
+        return f"{label} {what}. Fix: {fix}{off}."
 
     def _collect(self, names: list[str]) -> None:
         """Call each plugin's registration hooks one plugin at a time, so that components are attributed to it
@@ -237,12 +274,16 @@ class Host:
         Unlike an installed plugin, a local one that fails raises at once: the caller asked for it by name.
         """
         name = name or plugin_name(plugin)
-        self._register_guarded(name, "local", lambda: plugin)
+        strict, self.strict = self.strict, True  # asked for by name: any problem is an error, on any host
+        try:
+            self._register_guarded(name, "local", lambda: plugin)
+        finally:
+            self.strict = strict
         if self._infos[name].status == "broken":
             error = self.load_errors.pop(name)
             del self._infos[name]
             raise error
-        self._validate_hooks()
+        self._validate_hooks(strict=True)
         self._collect([name])
         return name
 
@@ -288,6 +329,20 @@ def _core_version() -> str:
     from oml_core import __version__
 
     return __version__
+
+
+def describe_plugin(name: str, source: str, distribution: str | None = None, version: str | None = None) -> str:
+    """How messages name a plugin: an installed one by its distribution (what the user pip-installed).
+
+    Example:
+        >>> describe_plugin("vit", "entrypoint", "oml-vit", "0.1.0")
+        "installed plugin oml-vit 0.1.0 (entry point 'vit')"
+    """
+    if source == "entrypoint" and distribution:
+        return f"installed plugin {distribution} {version or ''} (entry point {name!r})".replace("  ", " ")
+    if source == "builtin":
+        return f"built-in plugin {name!r}"
+    return f"plugin {name!r}"
 
 
 def plugin_name(plugin: object) -> str:

@@ -36,6 +36,13 @@ def _config_check(args: argparse.Namespace, host: Host) -> int:
     from oml_core.pipelines import load_pipeline_config
 
     cfg = load_pipeline_config(host, args.file, pipeline=args.pipeline, overrides=args.set)
+    if getattr(getattr(cfg, "data", None), "dataframe", None) is not None:
+        from oml_core.pipelines.preflight import check_data, check_dataframe_exists
+
+        if args.data:
+            check_data(cfg, host, images=True)
+        else:
+            check_dataframe_exists(cfg.data)
     print(f"{args.file}: OK ({type(cfg).__name__})")
     return 0
 
@@ -86,6 +93,7 @@ def _configure_config_check(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="YAML config file")
     parser.add_argument("--pipeline", default=None, help="which pipeline's schema (default: the file's 'pipeline' key, or train)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a value, e.g. --set epochs=3")
+    parser.add_argument("--data", action="store_true", help="also open the dataframe and every image it names")
 
 
 @hookimpl

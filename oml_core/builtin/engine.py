@@ -74,12 +74,15 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def _configure_train(parser: argparse.ArgumentParser) -> None:
     _common(parser)
     parser.add_argument("--resume", default=None, metavar="RUN_DIR|CHECKPOINT", help="continue a run from its last checkpoint")
+    parser.add_argument(
+        "--check-images", action="store_true", help="open every image before training and report all unreadable ones at once"
+    )
 
 
 def _train(args: argparse.Namespace, host: Host) -> int:
     from oml_core.pipelines.train import train
 
-    result = train(args.config, overrides=args.set, resume=args.resume, host=host)
+    result = train(args.config, overrides=args.set, resume=args.resume, host=host, check_images=args.check_images)
     if _rank() == 0:
         print(
             json.dumps(

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from oml_core._markers import hookimpl
+from oml_core.config import field_error
 from oml_core.engine.checkpoint import atomic_copy
 from oml_core.engine.monitor import MonitorMode
 from oml_core.engine.state import FitStatus
@@ -22,12 +23,12 @@ if TYPE_CHECKING:
 
 def _non_negative(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and value < 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value}")
+        raise field_error(attribute, f"{attribute.name} must be >= 0, got {value}")
 
 
 def _positive(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and value < 1:
-        raise ValueError(f"{attribute.name} must be >= 1, got {value}")
+        raise field_error(attribute, f"{attribute.name} must be >= 1, got {value}")
 
 
 @attrs.frozen(kw_only=True)

@@ -23,7 +23,14 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from oml_core.engine.checkpoint import CHECKPOINT_FORMAT, atomic_save, load_checkpoint_file, restore_rng_states, rng_states
+from oml_core.engine.checkpoint import (
+    CHECKPOINT_FORMAT,
+    CheckpointError,
+    atomic_save,
+    load_checkpoint_file,
+    restore_rng_states,
+    rng_states,
+)
 from oml_core.engine.monitor import BestMonitor, MonitorMode
 from oml_core.engine.schedulers import LRSchedule
 from oml_core.engine.state import EngineOptions, FitStatus, State, StepOutput
@@ -179,7 +186,13 @@ class Engine:
         existing = self.pm.get_name(plugin)
         if existing is not None:  # e.g. a local plugin file that the host also loaded for its components
             return existing
-        return self._register(plugin, name or plugin_name(plugin), check=True)
+        if name is None:  # readable names in error messages: the built-in's name, else the class or module name
+            base = getattr(plugin, "builtin_name", None) or plugin_name(plugin).split("-")[0]
+            name, n = base, 1
+            while self.pm.has_plugin(name):
+                n += 1
+                name = f"{base}#{n}"
+        return self._register(plugin, name, check=True)
 
     def _register(self, plugin: object, name: str, *, check: bool) -> str:
         from oml_core.errors import PluginValidationError
@@ -192,7 +205,8 @@ class Engine:
             if self.pm.get_name(plugin) is not None:
                 self.pm.unregister(plugin)
             raise PluginValidationError(f"engine plugin {name!r}: {exc}") from None
-        name_plugin_in_errors(self.pm, plugin, name)
+        if not type(plugin).__module__.startswith("oml_core."):  # a built-in's error is OML's own, not a plugin's
+            name_plugin_in_errors(self.pm, plugin, name)
         return name
 
     def plugin_names(self) -> list[str]:
@@ -229,7 +243,15 @@ class Engine:
         """Write a checkpoint atomically (rank 0 only; other ranks return the path without writing)."""
         checkpoint = self.checkpoint_dict()
         if self.state.is_main_process:
-            atomic_save(checkpoint, path)
+            try:
+                atomic_save(checkpoint, path)
+            except (OSError, RuntimeError) as exc:  # a full disk, a size limit, a read-only folder (torch's writer
+                # reports a short write as a RuntimeError): the previous file is intact
+                reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+                raise CheckpointError(
+                    f"cannot write checkpoint {path} ({reason}: a full disk?); the run stopped and the previous "
+                    f"{Path(path).name} (if any) is intact. Free disk space (or fix the folder's permissions) and resume."
+                ) from None
         return Path(path)
 
     def load_checkpoint(self, path: str | Path) -> None:

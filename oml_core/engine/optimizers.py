@@ -11,17 +11,19 @@ import attrs
 import torch
 from torch import nn
 
+from oml_core.config import field_error
+
 
 def _positive_finite(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is None:
         return
     if not (value == value and value not in (float("inf"), float("-inf"))) or value <= 0:
-        raise ValueError(f"{attribute.name} must be a positive finite number, got {value}")
+        raise field_error(attribute, f"{attribute.name} must be a positive finite number, got {value}")
 
 
 def _non_negative_finite(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not (value == value and value != float("inf")) or value < 0:
-        raise ValueError(f"{attribute.name} must be a finite number >= 0, got {value}")
+        raise field_error(attribute, f"{attribute.name} must be a finite number >= 0, got {value}")
 
 
 def parameter_groups(

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import attrs
 
+from oml_core.config import field_error
 from oml_core.registry import (
     CallbackChoice,
     ExtractorChoice,
@@ -25,13 +26,14 @@ from oml_core.registry import (
 
 def _at_least_one(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and value < 1:
-        raise ValueError(f"{attribute.name} must be >= 1, got {value}")
+        raise field_error(attribute, f"{attribute.name} must be >= 1, got {value}")
 
 
 def _run_name(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
     """A run name becomes a folder name inside ``run_dir``: no path separators, no ``.`` or ``..``."""
     if not value or value in (".", "..") or "/" in value or "\\" in value or "\0" in value:
-        raise ValueError(f"name {value!r} must be a plain folder name (no '/', no '..'): the run directory stays inside run_dir")
+        why = "must be a plain folder name (no '/', no '..'): the run directory stays inside run_dir"
+        raise field_error(attribute, f"name {value!r} {why}")
 
 
 def _device(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
@@ -39,7 +41,7 @@ def _device(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
     import re
 
     if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value):
-        raise ValueError(f"device {value!r} is not one of auto, cpu, cuda, cuda:N, mps")
+        raise field_error(attribute, f"device {value!r} is not one of auto, cpu, cuda, cuda:N, mps")
 
 
 @attrs.frozen(kw_only=True)

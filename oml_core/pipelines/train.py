@@ -27,11 +27,12 @@ from oml_core.engine.builtins import MetricLogging
 from oml_core.engine.checkpoint import CheckpointError
 from oml_core.engine.distributed import barrier, distributed_info
 from oml_core.engine.schedulers import LRSchedule
-from oml_core.errors import ConfigError, OMLError
+from oml_core.errors import ConfigError, OMLError, PluginHookError
 from oml_core.files import atomic_write_text
 from oml_core.host import Host
 from oml_core.pipelines import load_pipeline_config
 from oml_core.pipelines.configs import TrainConfig
+from oml_core.pipelines.preflight import check_data
 from oml_core.registry import CallbackChoice, OptimizerChoice, SchedulerChoice
 
 
@@ -64,8 +65,12 @@ def load_local_plugin(reference: str, base_dir: Path) -> ModuleType:
         module = importlib.util.module_from_spec(spec)
         try:
             spec.loader.exec_module(module)
-        except Exception as exc:
-            raise OMLError(f"local plugin {path} failed to import: {type(exc).__name__}: {exc}") from exc
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - whatever the file does, the run refuses to start
+            what = f"called sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else f"raised {type(exc).__name__}: {exc}"
+            raise OMLError(
+                f"$.plugins.local: local plugin {reference!r} ({path}) {what} while being imported; the run did not start. "
+                "Fix the file or remove it from plugins.local."
+            ) from None
         return module
     try:
         return importlib.import_module(reference)
@@ -73,9 +78,28 @@ def load_local_plugin(reference: str, base_dir: Path) -> ModuleType:
         raise ConfigError([f"$.plugins.local: cannot import plugin module {reference!r}: {exc}"]) from None
 
 
-def make_run_dir(cfg: TrainConfig, *, kind: str = "train") -> Path:
+def register_local_plugins(host: Host, references: tuple[str, ...], base_dir: Path) -> None:
+    """Load a config's ``plugins.local`` into ``host``, each named as the config names it. Any problem (missing
+    file, import error, ``sys.exit``, a misspelled hook, a wrong hook argument) refuses the run before it starts."""
+    for reference in references:
+        module = load_local_plugin(reference, base_dir)
+        try:
+            host.register(module, name=reference)
+        except OMLError as exc:
+            raise OMLError(f"$.plugins.local: {exc}".replace(f"plugin {reference!r}", f"local plugin {reference!r}", 1)) from None
+
+
+def new_run_dir_path(cfg: Any, *, kind: str = "train") -> Path:
+    """``<run_dir>/<name>-<kind>-<timestamp>``, refused if it would not be a folder directly inside ``run_dir``."""
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-    run_dir = cfg.run_dir / f"{cfg.name}-{kind}-{stamp}"
+    run_dir = Path(cfg.run_dir) / f"{cfg.name}-{kind}-{stamp}"
+    if run_dir.resolve().parent != Path(cfg.run_dir).resolve():
+        raise ConfigError([f"$.name: {cfg.name!r} would put the run directory outside run_dir ({cfg.run_dir})"])
+    return run_dir
+
+
+def make_run_dir(cfg: Any, *, kind: str = "train") -> Path:
+    run_dir = new_run_dir_path(cfg, kind=kind)
     run_dir.mkdir(parents=True, exist_ok=False)
     return run_dir
 
@@ -214,8 +238,7 @@ def _prepare(config_path: str | Path, overrides: list[str] | None, host: Host | 
     host = host if host is not None else Host()
     cfg: TrainConfig = load_pipeline_config(host, config_path, pipeline="train", overrides=overrides)
     base_dir = Path(config_path).resolve().parent
-    for reference in cfg.plugins.local:
-        host.register(load_local_plugin(reference, base_dir))
+    register_local_plugins(host, cfg.plugins.local, base_dir)
     maybe_init_distributed(cfg.device)
     return cfg, host
 
@@ -242,6 +265,9 @@ def build_engine(cfg: TrainConfig, host: Host, run_dir: Path | None, *, hparams:
     )
     optimizer = build_optimizer(host, cfg.optimizer, {"backbone": extractor, "head": criterion})
     scheduler = build_scheduler(host, cfg.scheduler, optimizer, cfg.epochs, len(sampler))
+    callbacks = build_callbacks(host, cfg.callbacks)
+    if run_dir is not None and rank == 0:  # the first thing written, after everything that can refuse the run
+        run_dir.mkdir(parents=True, exist_ok=True)
     loggers = [host.registries.loggers.create(choice, run_dir=run_dir) for choice in cfg.loggers] if run_dir and rank == 0 else []
     engine = Engine(
         model=extractor,
@@ -254,15 +280,21 @@ def build_engine(cfg: TrainConfig, host: Host, run_dir: Path | None, *, hparams:
         options=_engine_options(cfg, run_dir),
         loggers=loggers,
         host=host,
-        plugins=[MetricLogging(hparams), *build_callbacks(host, cfg.callbacks)],
+        plugins=[MetricLogging(hparams), *callbacks],
     )
     return engine
 
 
 def train(
-    config_path: str | Path, *, overrides: list[str] | None = None, resume: str | Path | None = None, host: Host | None = None
+    config_path: str | Path,
+    *,
+    overrides: list[str] | None = None,
+    resume: str | Path | None = None,
+    host: Host | None = None,
+    check_images: bool = False,
 ) -> TrainResult:
-    """``oml train``: run the training described by a config file.
+    """``oml train``: run the training described by a config file. Nothing is written before the pre-flight checks
+    pass and every component is built (``check_images``: open every image first and report all unreadable ones).
 
     Example:
         >>> result = train("configs/train_mock.yaml", overrides=["epochs=2"])   # doctest: +SKIP
@@ -271,18 +303,20 @@ def train(
     cfg, host = _prepare(config_path, overrides, host)
     rank, _ = distributed_info()
     resume_from, run_dir = _resolve_resume(resume)
+    check_data(cfg, host, images=check_images and rank == 0)
     unstructured = host.registries.converter.unstructure(cfg)
-    if run_dir is None:
-        run_dir = make_run_dir(cfg) if rank == 0 else None
-        run_dir = _share_path(run_dir)
+    if run_dir is None:  # only a path: build_engine creates the folder once every component was built
+        run_dir = _share_path(new_run_dir_path(cfg) if rank == 0 else None)
+    engine = build_engine(cfg, host, run_dir, hparams=unstructured)
     if rank == 0:
-        assert run_dir is not None
         dump_yaml(unstructured, run_dir / "config.yaml")
         atomic_write_text(run_dir / "environment.json", json.dumps(describe_environment(host), indent=2))
         print(f"oml: run directory {run_dir}", file=sys.stderr)
-    engine = build_engine(cfg, host, run_dir, hparams=unstructured)
     try:
         state = engine.fit(resume_from=resume_from)
+    except Exception as exc:
+        raise_plugin_hook_error(exc, run_dir)
+        raise
     finally:
         engine.close()
     history = state.history
@@ -297,6 +331,16 @@ def train(
         atomic_write_text(run_dir / "metrics.json", json.dumps(summary, indent=2))
     barrier()
     return result
+
+
+def raise_plugin_hook_error(exc: Exception, run_dir: Path | None) -> None:
+    """Re-raise an exception that a plugin's hook raised during a run as one paragraph naming the plugin, the hook
+    and the checkpoint that is kept (OML's own errors are clear already and pass through)."""
+    plugin, hook = getattr(exc, "oml_plugin", None), getattr(exc, "oml_hook", None)
+    if plugin is None or hook is None or isinstance(exc, OMLError):
+        return
+    last = run_dir / "checkpoints" / "last.pt" if run_dir is not None else None
+    raise PluginHookError(plugin, hook, exc, str(last) if last is not None and last.is_file() else None) from exc
 
 
 def _resolve_resume(resume: str | Path | None) -> tuple[Path | None, Path | None]:

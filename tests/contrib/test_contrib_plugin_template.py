@@ -78,7 +78,9 @@ def test_a_config_uses_the_template_components(installed):
     script = f"""
 import contextlib, io, json, torch
 from oml_core.cli import main
+from oml_core.data import download_mock_dataset
 from oml_core.host import Host
+download_mock_dataset("mock_dataset", n_labels=4, n_instances=2, im_size=16)  # config check needs the dataframe
 checks = []
 for extra in ([], ["--set", "extractor.feat_dimm=3"]):
     out, err = io.StringIO(), io.StringIO()

@@ -44,3 +44,25 @@ def test_replacing_the_step_example_trains() -> None:
     engine.fit()
     assert any(not bool((a == b).all()) for a, b in zip(before, engine.model.parameters()))
     assert engine.state.step == 4
+
+
+def test_the_callback_example_is_configured_from_the_yaml_block_and_stops_a_slow_run(tmp_path: Path) -> None:
+    import yaml
+
+    from oml_core import Host
+    from oml_core.pipelines.train import build_callbacks
+    from oml_core.registry import CallbackChoice
+
+    text = DOC.read_text()
+    code = re.findall(r"```python\n(.*?)```", text, flags=re.S)[2]
+    assert len([line for line in code.splitlines() if line.strip()]) < 30  # under 30 lines (blank lines aside)
+    timer_module = _module_from_block(2)
+    config = yaml.safe_load(text.split("```python\n" + code + "```", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0])
+    assert config["plugins"] == {"local": ["epoch_timer.py"]}
+    host = Host(entry_points=False, plugins=[timer_module], env={})
+    choices = host.registries.structure(config["callbacks"], tuple[CallbackChoice, ...])
+    timer, early_stopping, checkpointing = build_callbacks(host, choices)
+    assert (timer.budget_s, timer.stop, early_stopping.monitor, checkpointing.keep_last) == (600, True, "OVERALL/map/5", 3)
+    timer.budget_s = 0.0  # every epoch is too slow now
+    state = make_engine(tmp_path, plugins=[timer], epochs=3).fit()
+    assert state.stop_reason.startswith("epoch 1 took") and state.epoch == 1

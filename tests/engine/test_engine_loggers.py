@@ -115,3 +115,23 @@ def test_figures_are_saved(tmp_path: Path) -> None:
     value = _decode_fields(next(v for n, _, v in image_event if n == 5))[0][2]
     image = dict((n, v) for n, _, v in _decode_fields(dict((n, v) for n, _, v in _decode_fields(value))[4]))
     assert image[4][:8] == b"\x89PNG\r\n\x1a\n" and (image[1], image[2]) == (80, 80)
+
+
+def test_a_resumed_tensorboard_logger_cuts_what_was_logged_after_the_checkpoint(tmp_path) -> None:
+    first = TensorBoardLogger(run_dir=tmp_path)
+    first.log_metrics({"train/loss": 1.0}, step=1)
+    saved = first.state_dict()  # what a checkpoint at step 1 records
+    first.log_metrics({"train/loss": 0.5}, step=2)  # logged after the checkpoint, then the process was killed
+    first.close()
+    import time
+
+    time.sleep(1.1)  # the resumed logger's own file would get another name
+    resumed = TensorBoardLogger(run_dir=tmp_path)
+    resumed.load_state_dict(saved)
+    resumed.log_metrics({"train/loss": 0.6}, step=2)
+    resumed.close()
+    files = list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    assert files == [first.path]
+    records = read_records(first.path)
+    assert len(records) == 3  # the file version, step 1, and step 2 once (the value of the resumed run)
+    assert records[-1].endswith(struct.pack("<f", 0.6)) and records[1].endswith(struct.pack("<f", 1.0))

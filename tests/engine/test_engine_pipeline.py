@@ -179,8 +179,12 @@ def test_ddp_two_cpu_processes_validate_like_one_and_train(tmp_path: Path, mock_
     assert (run_dir / "checkpoints" / "last.pt").is_file() and len(list(run_dir.glob("metrics.csv"))) == 1
 
 
-def test_config_check_knows_every_registered_pipeline(tmp_path: Path, capsys) -> None:
+def test_config_check_knows_every_registered_pipeline(tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
     repo = Path(__file__).resolve().parents[2]
+    monkeypatch.chdir(tmp_path)  # the configs name mock_dataset/df.csv, relative to the working directory
+    assert main(["config", "check", str(repo / "configs" / "train_mock.yaml")]) == 2  # the dataframe must exist
+    assert "$.data.dataframe: mock_dataset/df.csv does not exist" in capsys.readouterr().err
+    download_mock_dataset(tmp_path / "mock_dataset", n_labels=6, n_instances=2, im_size=16)
     assert main(["config", "check", str(repo / "configs" / "train_mock.yaml")]) == 0
     assert main(["config", "check", str(repo / "configs" / "train_postprocessor_mock.yaml")]) == 0
     assert "OK (TrainPostprocessorConfig)" in capsys.readouterr().out

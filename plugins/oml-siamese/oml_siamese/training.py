@@ -368,19 +368,18 @@ def train_postprocessor(
         >>> result = train_postprocessor("configs/train_postprocessor_mock.yaml", overrides=["epochs=1"])   # doctest: +SKIP
         >>> result.metrics_embeddings["OVERALL/cmc/1"], result.metrics_after["OVERALL/cmc/1"]   # doctest: +SKIP
     """
-    from oml_core.pipelines.train import describe_environment, load_local_plugin, make_run_dir
+    from oml_core.pipelines.train import describe_environment, new_run_dir_path, register_local_plugins
 
     host = host if host is not None else Host()
     cfg = load_config(host, config_path, overrides)
     base_dir = Path(config_path).resolve().parent
-    for reference in cfg.plugins.local:
-        host.register(load_local_plugin(reference, base_dir))
+    register_local_plugins(host, cfg.plugins.local, base_dir)
     unstructured = host.registries.converter.unstructure(cfg)
-    run_dir = make_run_dir(cfg, kind="postprocessor")  # type: ignore[arg-type]
+    run_dir = new_run_dir_path(cfg, kind="postprocessor")  # created by the first file written, once all was built
+    engine = build_engine(cfg, host, run_dir, hparams=unstructured)
     dump_yaml(unstructured, run_dir / "config.yaml")
     atomic_write_text(run_dir / "environment.json", json.dumps(describe_environment(host), indent=2))
     print(f"oml: run directory {run_dir}", file=sys.stderr)
-    engine = build_engine(cfg, host, run_dir, hparams=unstructured)
     try:
         state = engine.fit()
     finally:
