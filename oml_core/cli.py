@@ -116,8 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from oml_core.host import Host
 
     argv = list(sys.argv[1:] if argv is None else argv)
-            traceback.print_exc()
-        print(f"oml: error: {_shorten_lines(str(exc))}", file=sys.stderr)
+    debug = debug_enabled(argv)
+    argv = [arg for arg in argv if arg != "--debug"]
     if argv == ["--version"]:  # answered without loading any plugin
         from oml_core import __version__
 
@@ -146,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(status or 0)
     except OMLError as exc:
         if debug:
-            raise
+            traceback.print_exc()
         print(f"oml: error: {_shorten_lines(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
