@@ -206,7 +206,7 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
             return dict(load_file(str(path), device=device))
         except Exception as exc:  # noqa: BLE001 - safetensors' own error type is not importable on every version
             raise WeightsError(f"could not read the safetensors file {path}: {exc}") from None
-    _check_torch_file(path)
+    check_torch_file(path)
     try:
         loaded = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -265,8 +265,13 @@ def check_safetensors_layout(path: Path) -> None:
             )
 
 
-def _check_torch_file(path: Path) -> None:
-    """A torch checkpoint is a zip archive (torch >= 1.6) or a pickle; anything else is not a checkpoint at all."""
+def check_torch_file(path: Path) -> None:
+    """Refuse a file that is not a torch checkpoint at all (a torch file is a zip archive, or a pickle for torch
+    < 1.6): a text, YAML or empty file gets one message naming it, before anything tries to unpickle it.
+
+    Example:
+        >>> check_torch_file(Path("checkpoints/last.pt"))   # doctest: +SKIP
+    """
     with open(path, "rb") as stream:
         head = stream.read(16)
     if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":

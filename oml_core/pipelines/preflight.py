@@ -33,13 +33,48 @@ def check_dataframe_exists(data: Any) -> None:
 
 
 def unused_split_rows(df: Any, source: str) -> str | None:
-    """A warning (one line, with the count) for rows whose ``split`` is neither train nor validation, which
-    ``oml train`` leaves out (a ``test`` split is common: it is kept for the final evaluation)."""
+    """A warning (one line, with the count) for rows of another split (``test``, ``holdout``...), which
+    ``oml train`` leaves out: a test split is common, kept for the final evaluation. An empty split, or one that
+    looks like a misspelled ``train`` / ``validation`` (``tran``, ``val``), is refused instead: those rows were
+    meant to be used.
+
+    Example:
+        >>> import pandas as pd
+        >>> unused_split_rows(pd.DataFrame({"split": ["train", "test", "test"]}), "df.csv")
+        "df.csv: 2 row(s) have split 'test', neither 'train' nor 'validation'; oml train does not use them"
+    """
+    import difflib
+
+    import pandas as pd
+
+    from oml_core.data.dataframe import _describe_rows
+
     if SPLIT_COLUMN not in df.columns:
         return None
-    other = df[~df[SPLIT_COLUMN].isin([TRAIN_SPLIT, VALIDATION_SPLIT])]
+    splits = df[SPLIT_COLUMN]
+    other = df[~splits.isin([TRAIN_SPLIT, VALIDATION_SPLIT])]
     if not len(other):
         return None
+    empty = other.index[other[SPLIT_COLUMN].map(lambda v: pd.isna(v) or not str(v).strip())].tolist()
+    meant: dict[str, str] = {}
+    for value in other[SPLIT_COLUMN].dropna().unique():
+        matches = difflib.get_close_matches(str(value).strip().lower(), [TRAIN_SPLIT, VALIDATION_SPLIT, "val"], n=1, cutoff=0.6)
+        if matches:
+            meant[str(value)] = matches[0]
+    if empty or meant:
+        problems = []
+        if empty:
+            problems.append(f"the split is empty on {len(empty)} row(s) ({_describe_rows(empty)})")
+        for value, match in meant.items():
+            rows = other.index[other[SPLIT_COLUMN] == value].tolist()
+            target = VALIDATION_SPLIT if match == "val" else match
+            problems.append(
+                f"split {value!r} on {len(rows)} row(s) ({_describe_rows(rows)}): did you mean {target!r}"
+            )
+        raise OMLError(
+            f"{source}: {'; '.join(problems)}. oml train uses the rows whose split is {TRAIN_SPLIT!r} or "
+            f"{VALIDATION_SPLIT!r}; write one of them (rows of another split, such as 'test', are left out with a warning)."
+        )
     values = ", ".join(repr(v) for v in sorted(map(str, other[SPLIT_COLUMN].unique()))[:5])
     return (
         f"{source}: {len(other)} row(s) have split {values}, neither {TRAIN_SPLIT!r} nor {VALIDATION_SPLIT!r}; "
@@ -47,9 +82,24 @@ def unused_split_rows(df: Any, source: str) -> str | None:
     )
 
 
-def check_images(datasets: list[Any], source: str) -> int:
+def box_problems_of(cfg: Any) -> list[str]:
+    """Rows whose box goes beyond its image (read from the image headers), as lines for :func:`check_images`."""
+    from oml_core.data import validate_dataframe
+    from oml_core.data.dataframe import _describe_rows
+
+    report = validate_dataframe(
+        cfg.data.dataframe,
+        dataset_root=cfg.data.dataset_root,
+        allow_absolute_paths=cfg.data.allow_outside_root,
+        check_files=True,
+    )
+    return [f"{_describe_rows(p.rows)}: {p.message}" for p in report.errors if p.code == "box_outside_image"]
+
+
+def check_images(datasets: list[Any], source: str, box_problems: list[str] | None = None) -> int:
     """Open every image of ``datasets`` (``DatasetWithLabels`` / ``DatasetQueryGallery``); raise one error that
-    lists the unreadable ones (with their rows) and their count. Returns the number of images checked."""
+    lists the unreadable ones (with their rows) and their count, and the ``box_problems`` found before. Returns the
+    number of images checked."""
     from oml_core.data.images import ImageReadError, read_image
 
     problems: list[str] = []
@@ -64,12 +114,16 @@ def check_images(datasets: list[Any], source: str) -> int:
                 read_image(path)
             except ImageReadError as exc:
                 problems.append(f"row {row}: {path} ({exc.reason})")
-    if problems:
-        shown = problems[:SHOWN_PROBLEMS]
-        more = f"\n  ... and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""
+    boxes = list(box_problems or [])
+    if problems or boxes:
+        found = problems + boxes
+        shown = found[:SHOWN_PROBLEMS]
+        more = f"\n  ... and {len(found) - len(shown)} more" if len(found) > len(shown) else ""
+        boxes_text = f"; {len(boxes)} row(s) have a box beyond their image" if boxes else ""
         raise OMLError(
-            f"{source}: {len(problems)} of {checked} images cannot be read; fix or remove them (or drop their rows, or "
-            f"set data.skip_unreadable: true to leave them out with a warning):\n  " + "\n  ".join(shown) + more
+            f"{source}: {len(problems)} of {checked} images cannot be read{boxes_text}; fix or remove them (or drop their "
+            f"rows, or set data.skip_unreadable: true to leave unreadable images out with a warning):\n  "
+            + "\n  ".join(shown) + more
         )
     return checked
 
@@ -86,9 +140,10 @@ def check_data(cfg: Any, host: Any, *, images: bool) -> None:
     if warning:
         print(f"oml: warning: {warning}", file=sys.stderr)
     if images:
+        boxes = box_problems_of(cfg)
         train, val = build_datasets(cfg, host)
-        count = check_images([train, val], source)
+        count = check_images([train, val], source, box_problems=boxes)
         print(f"oml: {count} images checked, all readable", file=sys.stderr)
 
 
-__all__ = ["check_data", "check_dataframe_exists", "check_images", "unused_split_rows"]
+__all__ = ["check_data", "check_dataframe_exists", "box_problems_of", "check_images", "unused_split_rows"]

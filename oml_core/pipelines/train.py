@@ -355,6 +355,9 @@ def _resolve_resume(resume: str | Path | None) -> tuple[Path | None, Path | None
         return checkpoint, path
     if not path.is_file():
         raise CheckpointError(f"cannot resume: {path} is neither a checkpoint file nor a run directory")
+    from oml_core.weights import check_torch_file
+
+    check_torch_file(path)  # before a run directory is made for it
     run_dir = path.parent.parent if path.parent.name == "checkpoints" else None
     return path, run_dir
 

@@ -141,9 +141,9 @@ CASES: dict[str, tuple[Mutation, tuple[str, ...]]] = {
     "path climbing out": (_set("path", "../../etc/passwd"), ("inside dataset_root", "../../etc/passwd")),
     "symlinked file out of the root": (_link_out, ("symbolic link", "images/link.png")),
     "symlinked folder out of the root": (_folder_link_out, ("symbolic link", "images/linked_folder/a.png")),
-    "unknown split": (_set("split", "test"), ("split must be", "'test'")),
-    "misspelled split": (_set("split", "tran"), ("split must be", "did you mean 'train'")),
-    "empty split": (_set("split", None), ("split is empty",)),
+    "misspelled split": (_set("split", "tran"), ("split 'tran'", "row 0", "did you mean 'train'")),
+    "abbreviated split": (_set("split", "val", "validation"), ("split 'val'", "did you mean 'validation'")),
+    "empty split": (_set("split", None), ("split is empty", "rows 0")),
     "is_query not boolean": (_set("is_query", "maybe", "validation"), ("is_query", "'maybe'")),
     "is_gallery not boolean": (_set("is_gallery", "perhaps", "validation"), ("is_gallery", "'perhaps'")),
     "is_query empty on validation": (_set("is_query", None, "validation"), ("is_query is empty",)),
@@ -182,6 +182,16 @@ def test_bad_dataframe_is_refused_by_train(workspace: Workspace, oml, case: str)
     assert_refused(outcome, "df.csv", *culprits)
     assert len(outcome.err) < 20_000, "the message must stay readable"
     assert workspace.df_path.read_bytes() == before
+
+
+def test_rows_of_a_test_split_are_counted_in_one_warning(workspace: Workspace, oml) -> None:
+    df = workspace.df()
+    df.loc[df.index[df["split"] == "validation"][:3], "split"] = "test"
+    workspace.write_df(df)
+    outcome = oml("train", workspace.write_config(workspace.config()))
+    assert outcome.status == 0, outcome.text
+    warnings = [line for line in outcome.err.splitlines() if "'test'" in line]
+    assert len(warnings) == 1 and "3 row(s)" in warnings[0] and "df.csv" in warnings[0]
 
 
 @pytest.mark.parametrize("case", list(FILE_CASES))
