@@ -143,7 +143,7 @@ CASES: dict[str, tuple[Mutation, tuple[str, ...]]] = {
     "symlinked folder out of the root": (_folder_link_out, ("symbolic link", "images/linked_folder/a.png")),
     "misspelled split": (_set("split", "tran"), ("split 'tran'", "row 0", "did you mean 'train'")),
     "abbreviated split": (_set("split", "val", "validation"), ("split 'val'", "did you mean 'validation'")),
-    "empty split": (_set("split", None), ("split is empty", "rows 0")),
+    "empty split": (_set("split", None), ("split is empty", "row 0")),
     "is_query not boolean": (_set("is_query", "maybe", "validation"), ("is_query", "'maybe'")),
     "is_gallery not boolean": (_set("is_gallery", "perhaps", "validation"), ("is_gallery", "'perhaps'")),
     "is_query empty on validation": (_set("is_query", None, "validation"), ("is_query is empty",)),
