@@ -59,7 +59,7 @@ def require_files(root: Path, names: Sequence[str]) -> None:
     if missing:
         raise OMLError(
             f"{root} does not look like this dataset: missing {', '.join(missing)}. Point ROOT at the folder the "
-            "dataset's archive unpacks to (see docs/datasets.md for each dataset's layout)."
+            "dataset's archive unpacks to (each layout is in the oml-datasets README and its converter's docstring)."
         )
 
 
