@@ -23,16 +23,17 @@ PLOT_FILE = "calibration.png"
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
-    from oml_core.retrieval.calibration import DEFAULT_BINS, DEFAULT_FMR_VALS
-
+    # the defaults live with the calibration code, which imports torch: `oml --help` must not
     parser.add_argument("--run", required=True, metavar="RUN_DIR", help="a run directory written by oml train")
     parser.add_argument(
-        "--fmr", type=float, nargs="+", default=list(DEFAULT_FMR_VALS), metavar="F",
-        help=f"target false match rates (default {' '.join(map(str, DEFAULT_FMR_VALS))})",
+        "--fmr", type=float, nargs="+", default=None, metavar="F",
+        help="target false match rates (default: 0.1 0.01 0.001, oml_core.retrieval.calibration.DEFAULT_FMR_VALS)",
     )
     parser.add_argument("--dataframe", default=None, help="dataframe with the validation rows (default: the run's own)")
     parser.add_argument("--dataset-root", default=None, help="folder of the dataframe's relative paths (default: the run's)")
-    parser.add_argument("--bins", type=int, default=DEFAULT_BINS, help=f"thresholds of the FMR/FNMR curves ({DEFAULT_BINS})")
+    parser.add_argument(
+        "--bins", type=int, default=None, help="thresholds of the FMR/FNMR curves (default: 4096, calibration.DEFAULT_BINS)"
+    )
     parser.add_argument("--batch-size", type=int, default=64, help="images per batch when embedding (default 64)")
     parser.add_argument("--device", default=None, help="cpu, cuda... (default: CUDA when available)")
 

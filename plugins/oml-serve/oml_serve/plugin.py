@@ -74,7 +74,7 @@ def build_service(
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
-    from oml_serve.service import Limits
+    from oml_serve.limits import Limits
 
     defaults = Limits()
     parser.add_argument("--store", required=True, help="store URL: gallery.db, sqlite:///x.db, postgresql://..., faiss:///dir")

@@ -22,6 +22,7 @@ import torch
 
 from oml_core.errors import OMLError
 from oml_core.fingerprint import ModelFingerprint
+from oml_serve.limits import Limits
 
 #: where a store records the model that filled it (as oml index does)
 MODEL_INFO_KEY = "model"
@@ -34,16 +35,6 @@ class ServiceError(OMLError):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
-
-
-@attrs.frozen(kw_only=True)
-class Limits:
-    """Upload limits: bytes of one request body, pixels of one image, images per request, results per query."""
-
-    max_upload_bytes: int = 10 * 2**20
-    max_pixels: int = 40_000_000
-    max_images: int = 64
-    max_k: int = 100
 
 
 class ReadWriteLock:
