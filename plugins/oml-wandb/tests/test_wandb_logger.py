@@ -77,7 +77,10 @@ def test_offline_run_files_hold_config_metrics_images_checkpoint_and_resume(tmp_
     seen = _summary(read_finished_run(files))
     run_id = json.loads((first.run_dir / "trackers" / "wandb.json").read_text())["run_id"]
     assert seen["run_ids"] == {run_id}
-    assert seen["config"]["optimizer"] == {"type": "adam", "lr": 0.001, "weight_decay": 0.0, "momentum": 0.9}
+    assert seen["config"]["optimizer"] == {  # the resolved config: the engine's AdamConfig with its defaults
+        "type": "adam", "lr": 0.001, "backbone_lr": None, "weight_decay": 0.0,
+        "no_decay_on_norms_and_biases": True, "betas": [0.9, 0.999], "eps": 1e-08,
+    }  # fmt: skip
     losses = [row for row in seen["history"] if "train/loss" in row]
     assert len(losses) >= 2 and [row["_step"] for row in losses] == sorted(row["_step"] for row in losses)
     validations = [row for row in seen["history"] if "val/OVERALL/cmc/1" in row]
