@@ -324,12 +324,12 @@ def pairwise_distances(queries: Tensor, vectors: Tensor, metric: str) -> Tensor:
         >>> pairwise_distances(torch.tensor([[0.0, 0.0]]), torch.tensor([[3.0, 4.0]]), "euclidean")
         tensor([[5.]])
     """
+    from oml_core.distances import normalise, pairwise_dist
+
     if metric == "euclidean":
-        return torch.cdist(queries, vectors).clamp_min_(0.0)
+        return pairwise_dist(queries, vectors).clamp_min_(0.0)
     if metric == "cosine":
-        q = torch.nn.functional.normalize(queries, dim=1)
-        x = torch.nn.functional.normalize(vectors, dim=1)
-        return 1.0 - q @ x.T
+        return 1.0 - normalise(queries) @ normalise(vectors).T
     if metric == "dot":
         return -(queries @ vectors.T)
     raise StoreError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")

@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from oml_core.distances import normalise
 from oml_core.errors import OMLError
 
 Metric = Literal["euclidean", "cosine", "dot"]
@@ -199,8 +200,7 @@ class Search:
             pad = torch.cat([zeros, inf], dim=-1)
         else:
             if self.metric == "cosine":
-                q = torch.nn.functional.normalize(q, dim=-1)
-                g = torch.nn.functional.normalize(g, dim=-1)
+                q, g = normalise(q), normalise(g)
             q_aug = torch.cat([-q, torch.ones((len(q), 1), dtype=q.dtype, device=q.device)], dim=-1)
             g_aug = torch.cat([g, torch.zeros((len(g), 1), dtype=g.dtype, device=g.device)], dim=-1)
             pad = torch.cat([zeros[:, :-1], inf], dim=-1)
