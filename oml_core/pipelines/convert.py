@@ -78,17 +78,40 @@ COMPONENTS: dict[str, dict[str, str | None]] = {
         "unicom_transforms": None,
     },
     "logger": {"tensorboard": "tensorboard", "wandb": "wandb", "neptune": "neptune", "mlflow": "mlflow", "clearml": "clearml"},
-    # TODO(engine): optimizers and schedulers become registries; then these map to registry names like the others
-    "optimizer": {"adam": "adam", "adamw": "adamw", "sgd": "sgd"},
-    "scheduler": {"cosine_annealing": "cosine", "step": "step", "multi_step": "multistep"},
+    # the ``optimizers`` and ``schedulers`` registries (oml_core.engine.optimizers / schedulers)
+    "optimizer": {
+        "adam": "adam",
+        "adamw": "adamw",
+        "sgd": "sgd",
+        **dict.fromkeys(("adadelta", "adagrad", "adamax", "asgd", "lbfgs", "rmsprop", "rprop"), None),
+    },
+    "scheduler": {
+        "cosine_annealing": "cosine",
+        "step": "step",
+        "multi_step": "multistep",
+        "one_cycle": "one_cycle",
+        "reduce_on_plateau": "plateau",
+        **dict.fromkeys(("lambda", "multiplicative", "exponential", "cyclic"), None),
+    },
 }
 
 #: Arguments renamed (new name) or dropped (None, with a note) per ``(kind, OML name)``; ``"*"`` matches any name.
 ARGUMENTS: dict[tuple[str, str], dict[str, str | None]] = {
     ("transforms", "norm_resize_hypvit_torch"): {"crop_size": None},
     ("logger", "tensorboard"): {"save_dir": None},
+    ("logger", "mlflow"): {"experiment_name": "experiment"},
+    ("logger", "clearml"): {"project_name": "project", "offline_mode": "offline"},
+    # torch's own learning-rate arguments: here the optimizer's are used, and the schedule spans the whole run
+    ("scheduler", "*"): {"last_epoch": None, "verbose": None},
     ("scheduler", "cosine_annealing"): {"T_max": None},
+    ("scheduler", "one_cycle"): {"total_steps": None, "epochs": None, "steps_per_epoch": None},
 }
+
+#: torch's defaults where this project's optimizers default otherwise (torch's SGD has no momentum): set in the
+#: converted config, so that an OML config trains as it did.
+OPTIMIZER_DEFAULTS: dict[str, dict[str, Any]] = {"sgd": {"momentum": 0.0}}
+#: torch's weight decay per optimizer, which it applies to every parameter (norms and biases too, unlike here).
+TORCH_WEIGHT_DECAY = {"sgd": 0.0, "adam": 0.0, "adamw": 0.01}
 
 #: OML 4's packaged config groups (``defaults: [{optimizer: sgd}]``), as OML 4.0 ships them.
 OML_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
@@ -259,7 +282,19 @@ class _Converter:
         return [converted], size
 
     def optimizer(self, value: Any, where: str) -> dict[str, Any] | None:
-        return self.component("optimizer", value, where)
+        converted = self.component("optimizer", value, where)
+        if converted is None:
+            return None
+        torch_defaults = {k: v for k, v in OPTIMIZER_DEFAULTS.get(converted["type"], {}).items() if k not in converted}
+        converted.update(torch_defaults)
+        if _number(converted.get("weight_decay", TORCH_WEIGHT_DECAY.get(converted["type"], 0.0))):
+            converted.setdefault("no_decay_on_norms_and_biases", False)
+        return converted
+
+    def _optimizer_lr(self) -> float | None:
+        optimizer = self.data.get("optimizer")
+        args = optimizer.get("args") if isinstance(optimizer, Mapping) else None
+        return _number(args.get("lr")) if isinstance(args, Mapping) else None
 
     def scheduler(self, value: Any, where: str) -> dict[str, Any] | None:
         if value is None:
@@ -267,16 +302,52 @@ class _Converter:
         if not isinstance(value, Mapping) or "scheduler" not in value:
             self.problems.append(f"{where}: expected {{scheduler: {{name, args}}, scheduler_interval: ...}}, got {value!r}")
             return None
+        extra = set(value) - {"scheduler", "scheduler_interval", "scheduler_frequency", "monitor_metric"}
+        if extra:
+            self.problems.append(f"{where}: unexpected keys {sorted(extra)} next to scheduler/scheduler_interval")
         converted = self.component("scheduler", value["scheduler"], f"{where}.scheduler")
         if converted is None:
             return None
         interval = value.get("scheduler_interval", "epoch")
         if interval not in ("epoch", "step"):
             self.problems.append(f"{where}.scheduler_interval: {interval!r} must be epoch or step")
-        converted["interval"] = interval
         if int(value.get("scheduler_frequency", 1)) != 1:
             self.problems.append(f"{where}.scheduler_frequency: only 1 is supported here")
+        if converted["type"] == "plateau":
+            self._plateau(converted, value, interval, where)
+        else:
+            converted["interval"] = interval
+        if converted["type"] == "one_cycle" and "max_lr" in converted:
+            self._one_cycle(converted, where)
         return converted
+
+    def _plateau(self, converted: dict[str, Any], value: Mapping[str, Any], interval: Any, where: str) -> None:
+        """OML's reduce_on_plateau follows ``monitor_metric``; here plateau follows a validation metric, per epoch."""
+        if interval != "epoch":
+            self.problems.append(f"{where}.scheduler_interval: OML's reduce_on_plateau steps per validation here (epoch)")
+        monitor = value.get("monitor_metric")
+        if monitor is None:
+            self.problems.append(f"{where}.monitor_metric: OML's reduce_on_plateau needs the metric it follows")
+        elif "/" not in str(monitor):  # validation metrics are OVERALL/cmc/1, <category>/map/5 ...
+            self.problems.append(
+                f"{where}.monitor_metric: OML's reduce_on_plateau follows {monitor!r}, a training-loss log; here plateau "
+                "follows a validation metric: set monitor_metric to one (e.g. OVERALL/cmc/1) and mode to max"
+            )
+        else:
+            converted["monitor"] = str(monitor)
+
+    def _one_cycle(self, converted: dict[str, Any], where: str) -> None:
+        """OML's absolute ``max_lr`` becomes ``max_lr_factor`` (a multiple of the optimizer's LR) here."""
+        given = converted.pop("max_lr")
+        max_lr, lr = _number(given), self._optimizer_lr()
+        if max_lr is None or lr is None or lr <= 0:
+            self.problems.append(
+                f"{where}.scheduler.args.max_lr: {given!r} is given here as max_lr_factor, a multiple of the optimizer's "
+                "lr: give optimizer.args.lr and max_lr as numbers, or write max_lr_factor yourself"
+            )
+            return
+        converted["max_lr_factor"] = max_lr / lr
+        self.notes.append(f"{where}.scheduler.args.max_lr: {max_lr} is max_lr_factor={max_lr / lr:g} x lr={lr:g} here")
 
     def defaults(self, value: Any) -> None:
         for entry in value or []:
@@ -291,6 +362,16 @@ class _Converter:
                 continue
             self.data[group] = copy.deepcopy(OML_DEFAULTS[(group, name)])
             self.notes.append(f"$.defaults: {group}/{name} is OML 4's packaged {OML_DEFAULTS[(group, name)]}")
+
+
+def _number(value: Any) -> float | None:
+    """A number from YAML, where ``1e-5`` (no dot) loads as a string."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _put(config: dict[str, Any], dotted: str, value: Any) -> None:
@@ -432,6 +513,7 @@ __all__ = [
     "Conversion",
     "METRIC_ARGS",
     "OML_DEFAULTS",
+    "OPTIMIZER_DEFAULTS",
     "TOP_LEVEL",
     "convert_oml_config",
     "looks_like_oml_config",

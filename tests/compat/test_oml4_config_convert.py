@@ -29,14 +29,14 @@ UNCONVERTIBLE = {
 
 @attrs.frozen(kw_only=True)
 class TrackerStandIn:
-    """The arguments OML's configs give their tracker loggers (the tracker plugins' own configs take these)."""
+    """The arguments OML's configs give their tracker loggers, as the tracker plugins' own configs name them
+    (OML's mlflow experiment_name is experiment, clearml's project_name / offline_mode are project / offline)."""
 
     project: str | None = None
-    experiment_name: str | None = None
+    experiment: str | None = None
     tracking_uri: str | None = None
-    project_name: str | None = None
     task_name: str | None = None
-    offline_mode: bool = False
+    offline: bool = False
 
 
 class TrackerPlugin:
@@ -76,13 +76,17 @@ def test_oml4_config_converts_and_validates(name: str, host: Host, tmp_path: Pat
     out = tmp_path / name
     out.write_text(yaml.safe_dump(conversion.config))
     pipeline = conversion.config["pipeline"]
-    if conversion.config["extractor"]["type"] not in host.registries.extractors.names():
-        # OML's mock train config trains a CLIP ViT, which the zoo's CLIP plugin registers
-        with pytest.raises(ConfigError, match=f"unknown extractors component '{conversion.config['extractor']['type']}'"):
-            load_pipeline_config(host, out, pipeline=pipeline)
-        return
     cfg = load_pipeline_config(host, out, pipeline=pipeline)
     assert type(cfg).__name__ == ("TrainPostprocessorConfig" if pipeline == "train_postprocessor" else "TrainConfig")
+    # OML's mock train config trains a CLIP ViT (vit_clip), which the zoo's CLIP plugin registers
+    assert cfg.extractor.type == COMPONENTS["extractor"][data["extractor"]["name"]]
+    if isinstance(data.get("optimizer"), dict):
+        assert cfg.optimizer.type == COMPONENTS["optimizer"][data["optimizer"]["name"]]
+        assert cfg.optimizer.config.lr == float(data["optimizer"]["args"]["lr"])
+    if data.get("scheduling"):
+        scheduler = data["scheduling"]["scheduler"]
+        assert cfg.scheduler is not None and cfg.scheduler.type == COMPONENTS["scheduler"][scheduler["name"]]
+        assert cfg.scheduler.config.interval == data["scheduling"]["scheduler_interval"]
     # what the OML file says is what the converted config holds
     if "max_epochs" in data:
         assert cfg.epochs == data["max_epochs"]
@@ -111,7 +115,14 @@ def test_what_has_no_counterpart_is_one_clear_error(name: str) -> None:
     assert all(part in message for part in UNCONVERTIBLE[name])
 
 
-def test_oml_config_convert_and_check_on_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_oml_config_convert_and_check_on_the_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `oml config check` also checks that the dataframe exists: the one val_cub.yaml names, read from the working dir
+    monkeypatch.chdir(tmp_path)
+    dataframe = tmp_path / "data" / "CUB_200_2011" / "df_with_bboxes.csv"
+    dataframe.parent.mkdir(parents=True)
+    dataframe.write_text("label,path,split,is_query,is_gallery\n")
     out = tmp_path / "val_cub_converted.yaml"
     assert main(["config", "convert", str(CONFIGS / "val_cub.yaml"), "-o", str(out)]) == 0
     text = out.read_text()
@@ -122,7 +133,10 @@ def test_oml_config_convert_and_check_on_the_command_line(tmp_path: Path, capsys
     assert main(["config", "check", str(CONFIGS / "val_cub.yaml")]) == 0
     captured = capsys.readouterr()
     assert "is an OML 4 config, converted on the fly" in captured.err and "OK (TrainConfig)" in captured.out
-    # a tracker logger without its plugin: the error names it
+    # OML's tracker logger becomes the tracker plugin's; without that plugin, the error names it
+    assert main(["config", "convert", str(CONFIGS / "train_cub.yaml")]) == 0
+    assert "type: wandb" in capsys.readouterr().out
+    monkeypatch.setenv("OML_DISABLE_PLUGINS", "oml-wandb")
     assert main(["config", "convert", str(CONFIGS / "train_cub.yaml")]) != 0
     assert "unknown loggers component 'wandb'" in capsys.readouterr().err
 
@@ -146,7 +160,9 @@ def test_conversion_details() -> None:
     config = conversion.config
     assert config["extractor"] == {"type": "vit", "arch": "vits16", "weights": "w.ckpt"}
     assert config["criterion"] == {"type": "triplet_with_miner", "margin": None, "miner": {"type": "hard_triplets"}}
-    assert config["optimizer"] == {"type": "sgd", "lr": 1e-5} and config["device"] == "cpu" and config["epochs"] == 4
+    # torch's SGD (OML's) has no momentum; this project's sgd defaults to 0.9, so the conversion says 0
+    assert config["optimizer"] == {"type": "sgd", "lr": 1e-5, "momentum": 0.0}
+    assert config["device"] == "cpu" and config["epochs"] == 4
     assert config["scheduler"] == {"type": "multistep", "milestones": [3], "interval": "step"}
     assert (
         config["data"]["transforms_val"] == [{"type": "norm_resize_torch", "im_size": 224}] and config["data"]["im_size"] == 224
@@ -197,3 +213,63 @@ def test_oml_train_converts_an_oml_config_on_the_fly(tmp_path: Path, monkeypatch
     assert report["status"] == "completed" and report["epochs"] == 1
     assert set(report["after"]) == {"OVERALL/cmc/1", "OVERALL/map/2"}
     assert list(run.rglob("events.out.tfevents.*"))  # OML's tensorboard logger became ours
+
+
+def test_oml_optimizers_schedulers_and_trackers_map_onto_the_registries(host: Host, tmp_path: Path) -> None:
+    base = {
+        "dataset_root": "data",
+        "dataframe_name": "df.csv",
+        "max_epochs": 3,
+        "extractor": {"name": "resnet", "args": {"arch": "resnet18", "weights": None}},
+        "criterion": {"name": "triplet_with_miner", "args": {"margin": 0.1, "miner": {"name": "all_triplets", "args": {}}}},
+        "sampler": {"name": "balance", "args": {"n_labels": 2, "n_instances": 2}},
+    }
+
+    def converted(**sections: Any) -> Any:
+        conversion = convert_oml_config({**base, **sections})
+        out = tmp_path / "converted.yaml"
+        out.write_text(yaml.safe_dump(conversion.config))
+        return load_pipeline_config(host, out, pipeline="train")
+
+    cfg = converted(
+        optimizer={"name": "adamw", "args": {"lr": "1e-3"}},  # YAML reads 1e-3 (no dot) as a string
+        scheduling={"scheduler_interval": "step", "scheduler": {"name": "one_cycle", "args": {"max_lr": 0.01, "total_steps": 9}}},
+        logger={"name": "clearml", "args": {"project_name": "p", "task_name": "t", "offline_mode": True}},
+    )
+    assert cfg.optimizer.type == "adamw" and cfg.optimizer.config.lr == 1e-3 and cfg.optimizer.config.weight_decay == 0.01
+    assert cfg.optimizer.config.no_decay_on_norms_and_biases is False  # torch's AdamW decays every parameter
+    assert cfg.scheduler.type == "one_cycle" and cfg.scheduler.config.interval == "step"
+    assert cfg.scheduler.config.max_lr_factor == pytest.approx(10.0)
+    assert (cfg.loggers[1].type, cfg.loggers[1].config.project, cfg.loggers[1].config.offline) == ("clearml", "p", True)
+
+    cfg = converted(
+        optimizer={"name": "sgd", "args": {"lr": 0.1, "momentum": 0.5}},
+        scheduling={
+            "scheduler_interval": "epoch",
+            "monitor_metric": "OVERALL/map/5",
+            "scheduler": {"name": "reduce_on_plateau", "args": {"mode": "max", "factor": 0.5, "patience": 1}},
+        },
+        logger={"name": "mlflow", "args": {"experiment_name": "e", "tracking_uri": "file:./ml-runs"}},
+    )
+    assert cfg.optimizer.type == "sgd" and cfg.optimizer.config.momentum == 0.5
+    assert (cfg.scheduler.type, cfg.scheduler.config.monitor, cfg.scheduler.config.factor) == ("plateau", "OVERALL/map/5", 0.5)
+    assert cfg.loggers[1].config.experiment == "e"
+
+    cfg = converted(
+        optimizer={"name": "adam", "args": {"lr": 0.1}},
+        scheduling={"scheduler": {"name": "cosine_annealing", "args": {"T_max": 7, "eta_min": 0.001}}},
+    )
+    assert cfg.optimizer.config.no_decay_on_norms_and_biases is True  # no weight decay: nothing to differ on
+    assert (cfg.scheduler.type, cfg.scheduler.config.eta_min) == ("cosine", 0.001)
+
+    # Adam takes no momentum (torch's neither): the converted config is refused naming it
+    with pytest.raises(ConfigError, match="momentum"):
+        converted(optimizer={"name": "adam", "args": {"lr": 0.1, "momentum": 0.9}})
+    with pytest.raises(ConfigError) as info:
+        convert_oml_config(
+            {**base, "optimizer": {"name": "rmsprop", "args": {"lr": 0.1}},
+             "scheduling": {"scheduler_interval": "epoch", "scheduler": {"name": "exponential", "args": {"gamma": 0.9}}}}
+        )  # fmt: skip
+    assert "2 problems" in str(info.value)
+    assert "optimizer 'rmsprop' has no counterpart" in str(info.value)
+    assert "scheduler 'exponential' has no counterpart" in str(info.value)
