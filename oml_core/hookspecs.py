@@ -92,6 +92,15 @@ def oml_register_loggers(registry: Registry[Any]) -> None:
 
 
 @hookspec
+def oml_register_modalities(registry: Registry[Any]) -> None:
+    """Add modalities (``protocols.Modality``: datasets of texts, audio... over OML's dataframe) to ``registry``;
+    ``data.modality`` of ``oml train`` and ``--modality`` of ``oml index`` choose one (images when unset).
+
+    Called once per plugin when the host starts. Return value ignored.
+    """
+
+
+@hookspec
 def oml_register_weights(zoo: WeightsZoo) -> None:
     """Add named pretrained weights (URL, full sha256, architecture, transforms) to ``zoo``.
 

@@ -32,6 +32,7 @@ KINDS: tuple[str, ...] = (
     "postprocessors",
     "stores",
     "loggers",
+    "modalities",
 )
 
 
@@ -131,6 +132,13 @@ class LoggerChoice(Choice):
     """A ``loggers`` component chosen by name in a config: ``{type: <name>, ...its options}``."""
 
     kind: ClassVar[str] = "loggers"
+
+
+@attrs.frozen
+class ModalityChoice(Choice):
+    """A ``modalities`` component (what the rows of a dataframe are: texts, audio...) chosen by name in a config."""
+
+    kind: ClassVar[str] = "modalities"
 
 
 class Registry(Generic[T]):
@@ -298,6 +306,7 @@ class Registries:
     postprocessors = property(lambda self: self._by_kind["postprocessors"])
     stores = property(lambda self: self._by_kind["stores"])
     loggers = property(lambda self: self._by_kind["loggers"])
+    modalities = property(lambda self: self._by_kind["modalities"])
 
     def __getitem__(self, kind: str) -> Registry[Any]:
         if kind not in self._by_kind:

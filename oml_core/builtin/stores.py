@@ -29,7 +29,7 @@ import attrs
 
 from oml_core._markers import hookimpl
 from oml_core.errors import OMLError
-from oml_core.registry import ExtractorChoice
+from oml_core.registry import ExtractorChoice, ModalityChoice
 
 if TYPE_CHECKING:
     import torch
@@ -50,6 +50,7 @@ class ModelSpec:
 
     extractor: ExtractorChoice
     im_size: int = 224
+    modality: ModalityChoice | None = None
 
 
 @attrs.frozen
@@ -92,7 +93,6 @@ def path_id(relative_path: str) -> int:
 def items_from_dataframe(path: str | os.PathLike[str], dataset_root: str | os.PathLike[str] | None = None) -> list[Item]:
     """The rows of a dataframe (CSV/parquet with a ``path`` column); relative paths are taken from
     ``dataset_root``, by default the dataframe's folder. Ids: the ``id`` column if any, else the row number."""
-    import pandas as pd
 
     from oml_core.data import read_dataframe
 
@@ -101,14 +101,7 @@ def items_from_dataframe(path: str | os.PathLike[str], dataset_root: str | os.Pa
     if "path" not in df.columns:
         raise OMLError(f"the dataframe {source!r} has no 'path' column (columns: {', '.join(map(str, df.columns))})")
     root = Path(dataset_root) if dataset_root is not None else Path(path).resolve().parent
-    if "id" in df.columns:
-        ids = pd.to_numeric(df["id"], errors="coerce")
-        bad = df.index[ids.isna() | (ids < 0) | (ids != ids.round())].tolist()
-        if bad:
-            raise OMLError(f"the dataframe {source!r} has ids that are not non-negative integers in rows {bad[:10]}")
-        id_values = [int(v) for v in ids]
-    else:
-        id_values = list(range(len(df)))
+    id_values = _dataframe_ids(df, source)
     missing = df.index[df["path"].isna()].tolist()
     if missing:
         raise OMLError(f"the dataframe {source!r} has an empty 'path' in rows {missing[:10]}")
@@ -123,6 +116,45 @@ def items_from_dataframe(path: str | os.PathLike[str], dataset_root: str | os.Pa
         items.append(Item(item_id, resolved, metadata))
     _check_unique_ids(items, source)
     return items
+
+
+def _dataframe_ids(df: Any, source: str) -> list[int]:
+    """The ``id`` column (non-negative integers) when there is one, else the row numbers."""
+    import pandas as pd
+
+    if "id" not in df.columns:
+        return list(range(len(df)))
+    ids = pd.to_numeric(df["id"], errors="coerce")
+    bad = df.index[ids.isna() | (ids < 0) | (ids != ids.round())].tolist()
+    if bad:
+        raise OMLError(f"the dataframe {source!r} has ids that are not non-negative integers in rows {bad[:10]}")
+    return [int(v) for v in ids]
+
+
+def items_of_modality(
+    path: str | os.PathLike[str], dataset_root: str | os.PathLike[str] | None, modality: Any
+) -> tuple[list[Item], Any, Path]:
+    """The rows of a dataframe of texts, audio... (``modality.content_columns`` go into the metadata, with the
+    OML columns and the row number); returns the items, the dataframe and the root of its relative paths."""
+    from oml_core.data import read_dataframe
+
+    df = read_dataframe(path)
+    source = str(path)
+    missing = [c for c in modality.content_columns[:1] if c not in df.columns]
+    if missing:
+        raise OMLError(f"the dataframe {source!r} has no {missing[0]!r} column (columns: {', '.join(map(str, df.columns))})")
+    root = Path(dataset_root) if dataset_root is not None else Path(path).resolve().parent
+    items = []
+    for row, (item_id, (_, record)) in enumerate(zip(_dataframe_ids(df, source), df.iterrows())):
+        metadata: dict[str, Any] = {"row": row}
+        for column in (*modality.content_columns, *METADATA_COLUMNS):
+            if column in df.columns:
+                metadata[column] = _json_scalar(record[column])
+        if isinstance(metadata.get("path"), str) and not Path(metadata["path"]).is_absolute():
+            metadata["path"] = str((root / metadata["path"]).resolve())
+        items.append(Item(item_id, str(metadata.get(modality.content_columns[0])), metadata))
+    _check_unique_ids(items, source)
+    return items, df, root
 
 
 def _json_scalar(value: Any) -> Any:
@@ -167,6 +199,10 @@ def _add_model_arguments(parser: argparse.ArgumentParser, *, for_search: bool) -
     parser.add_argument("--arch", default=None, help="architecture of the extractor, e.g. resnet18 or vits16")
     parser.add_argument("--im-size", type=int, default=None, help="images are resized to this square size (default 224)")
     parser.add_argument(
+        "--modality", default=None, help="rows and queries are not images: text (oml-text), audio (oml-audio); options "
+        "with --set modality.KEY=VALUE, e.g. --set modality.tokenizer=DIR"
+    )
+    parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="any other option, e.g. --set extractor.gem_p=3.0"
     )
     parser.add_argument("--batch-size", type=int, default=32)
@@ -200,6 +236,8 @@ def model_spec_data(args: argparse.Namespace, host: Host, recorded: Mapping[str,
         data["extractor"]["arch"] = args.arch
     if args.im_size is not None:
         data["im_size"] = args.im_size
+    if getattr(args, "modality", None) is not None:
+        data["modality"] = {"type": args.modality}
     return apply_overrides(data, list(args.set))
 
 
@@ -233,17 +271,23 @@ def _embed_batches(
     model: torch.nn.Module, paths: Sequence[str], transform: Any, args: argparse.Namespace
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """``(start, embeddings)`` for consecutive batches of ``paths``."""
+
+    yield from _embed_dataset(model, _ImageFiles(paths, transform), args)
+
+
+def _embed_dataset(model: torch.nn.Module, dataset: Any, args: argparse.Namespace) -> Iterator[tuple[int, torch.Tensor]]:
     import torch
     from torch.utils.data import DataLoader
 
+    from oml_core.inference import to_device
+
     device = _device(args.device)
     model.to(device).eval()
-    dataset: Any = _ImageFiles(paths, transform)
     loader: DataLoader[dict[str, Any]] = DataLoader(dataset, batch_size=args.batch_size, num_workers=args.num_workers)
     start = 0
     with torch.inference_mode():
         for batch in loader:
-            out = model(batch["input_tensors"].to(device)).float().cpu()
+            out = model(to_device(batch["input_tensors"], device)).float().cpu()
             yield start, out
             start += len(out)
 
@@ -291,14 +335,21 @@ def _index(args: argparse.Namespace, host: Host) -> int:
     if args.batch_size < 1 or args.save_every < 1:
         raise OMLError("--batch-size and --save-every must be positive")
     data_path = Path(args.data)
-    if data_path.is_dir():
+    model_data = model_spec_data(args, host)
+    model, transform, spec = build_model(host, model_data)
+    modality = host.registries.modalities.create(spec.modality) if spec.modality is not None else None
+    if modality is not None:
+        if not data_path.is_file():
+            column = modality.content_columns[0]
+            raise OMLError(f"oml index: {args.data!r} is not a dataframe file (CSV/parquet with a {column!r} column)")
+        items, frame, frame_root = items_of_modality(data_path, args.dataset_root, modality)
+        position = {item.id: row for row, item in enumerate(items)}
+    elif data_path.is_dir():
         items = items_from_folder(data_path)
     elif data_path.exists():
         items = items_from_dataframe(data_path, args.dataset_root)
     else:
         raise OMLError(f"oml index: {args.data!r} is neither a dataframe file nor a folder of images")
-    model_data = model_spec_data(args, host)
-    model, transform, spec = build_model(host, model_data)
     dim = int(getattr(model, "feat_dim", 0)) or None
     with _open(host, args, dim=dim, metric=args.metric) as store:
         recorded = dict(getattr(store, "info", {}) or {}).get("model")
@@ -312,11 +363,17 @@ def _index(args: argparse.Namespace, host: Host) -> int:
             update_info({"model": model_data})
         present = existing_ids(store, [item.id for item in items])
         todo = [item for item, done in zip(items, present.tolist()) if not done]
-        print(f"oml index: {len(items)} images, {len(items) - len(todo)} already in {args.store}, {len(todo)} to embed")
+        what = "items" if modality is not None else "images"
+        print(f"oml index: {len(items)} {what}, {len(items) - len(todo)} already in {args.store}, {len(todo)} to embed")
         save = getattr(store, "save", None)
         unsaved = 0
-        with tqdm(total=len(todo), unit="img", disable=args.no_progress or not todo) as progress:
-            for start, embeddings in _embed_batches(model, [item.path for item in todo], transform, args):
+        if modality is not None:
+            rows = frame.iloc[[position[item.id] for item in todo]]
+            batches = _embed_dataset(model, modality.base_dataset(rows, frame_root), args) if todo else iter(())
+        else:
+            batches = _embed_batches(model, [item.path for item in todo], transform, args)
+        with tqdm(total=len(todo), unit="item", disable=args.no_progress or not todo) as progress:
+            for start, embeddings in batches:
                 batch = todo[start : start + len(embeddings)]
                 store.add([item.id for item in batch], embeddings, metadata=[item.metadata for item in batch])
                 unsaved += len(batch)
@@ -331,7 +388,9 @@ def _index(args: argparse.Namespace, host: Host) -> int:
 
 # ================================================================================================ oml search
 def _configure_search(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("images", nargs="+", metavar="IMAGE", help="query image files")
+    parser.add_argument(
+        "images", nargs="+", metavar="QUERY", help="query image files (texts, or audio files, for a store of those)"
+    )
     parser.add_argument("--store", required=True, help="store URL (as given to oml index)")
     parser.add_argument("-k", type=int, default=5, help="matches per query (default 5)")
     parser.add_argument("--out", default=None, help="draw each query with its matches into this PNG file")
@@ -346,13 +405,19 @@ def _search(args: argparse.Namespace, host: Host) -> int:
 
     if args.k < 1:
         raise OMLError(f"-k must be positive, got {args.k}")
-    missing = [p for p in args.images if not Path(p).is_file()]
-    if missing:
-        raise OMLError(f"oml search: query images not found: {missing}")
     with _open(host, args) as store:
         recorded = dict(getattr(store, "info", {}) or {}).get("model")
-        model, transform, _ = build_model(host, model_spec_data(args, host, recorded))
-        embeddings = torch.cat([e for _, e in _embed_batches(model, list(args.images), transform, args)])
+        model, transform, spec = build_model(host, model_spec_data(args, host, recorded))
+        if spec.modality is not None:  # the queries are texts, audio files...: the modality reads (and checks) them
+            if args.out is not None:
+                raise OMLError("oml search: --out draws images only; for texts and audio use RetrievalResults.visualize")
+            queries = host.registries.modalities.create(spec.modality).query_dataset(list(args.images))
+            embeddings = torch.cat([e for _, e in _embed_dataset(model, queries, args)])
+        else:
+            missing = [p for p in args.images if not Path(p).is_file()]
+            if missing:
+                raise OMLError(f"oml search: query images not found: {missing}")
+            embeddings = torch.cat([e for _, e in _embed_batches(model, list(args.images), transform, args)])
         filter_ = _parse_options(args.filter, "--filter") or None
         ids, distances = store.search(embeddings, args.k, filter=filter_)
         found = sorted({int(i) for i in ids.flatten().tolist() if i >= 0})
@@ -373,9 +438,10 @@ def _search(args: argparse.Namespace, host: Host) -> int:
     else:
         for result in results:
             print(f"query {result['query']}")
-            print(f"  {'rank':>4}  {'id':>20}  {'distance':>10}  path")
+            what = "text" if any("text" in m for m in result["matches"]) else "path"
+            print(f"  {'rank':>4}  {'id':>20}  {'distance':>10}  {what}")
             for match in result["matches"]:
-                print(f"  {match['rank']:>4}  {match['id']:>20}  {match['distance']:>10.4f}  {match.get('path', '')}")
+                print(f"  {match['rank']:>4}  {match['id']:>20}  {match['distance']:>10.4f}  {match.get(what, '')}")
             if not result["matches"]:
                 print("  (no match)")
     if args.out is not None:

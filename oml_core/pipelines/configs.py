@@ -11,7 +11,7 @@ from typing import Literal
 
 import attrs
 
-from oml_core.registry import ExtractorChoice, LoggerChoice, LossChoice, SamplerChoice, TransformChoice
+from oml_core.registry import ExtractorChoice, LoggerChoice, LossChoice, ModalityChoice, SamplerChoice, TransformChoice
 
 
 @attrs.frozen(kw_only=True)
@@ -19,6 +19,8 @@ class DataConfig:
     """Where the data is: a dataframe in OML's format (CSV or parquet) and the folder its paths are relative to.
 
     Empty ``transforms_*`` mean: resize to ``im_size`` and normalise (training adds light augmentations).
+    ``modality`` (e.g. ``{type: text, tokenizer: DIR}``, from the oml-text / oml-audio plugins) reads rows that are
+    not images; the image options are then unused.
     """
 
     dataframe: Path
@@ -29,6 +31,7 @@ class DataConfig:
     num_workers: int = 0
     cache_size: int = 0
     skip_unreadable: bool = False
+    modality: ModalityChoice | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -106,8 +106,13 @@ def build_datasets(cfg: TrainConfig, host: Host) -> tuple[Any, Any]:
     df = read_dataframe(data.dataframe)
     if SPLIT_COLUMN not in df.columns:
         raise OMLError(f"{data.dataframe}: the dataframe needs a '{SPLIT_COLUMN}' column with train/validation rows")
-    df_train = df[df[SPLIT_COLUMN] == TRAIN_SPLIT].reset_index(drop=True)
-    df_val = df[df[SPLIT_COLUMN] == VALIDATION_SPLIT].reset_index(drop=True)
+    df_train = df[df[SPLIT_COLUMN] == TRAIN_SPLIT]
+    df_val = df[df[SPLIT_COLUMN] == VALIDATION_SPLIT]
+    if data.modality is not None:  # texts, audio...: the rows keep their numbers for the errors
+        modality = host.registries.modalities.create(data.modality)
+        val_of = modality.query_gallery_dataset(df_val, data.dataset_root) if len(df_val) else None
+        return modality.labeled_dataset(df_train, data.dataset_root), val_of
+    df_train, df_val = df_train.reset_index(drop=True), df_val.reset_index(drop=True)
     common: dict[str, Any] = {
         "dataset_root": data.dataset_root,
         "cache_size": data.cache_size,
@@ -371,8 +376,11 @@ def predict(
         df = df[df[SPLIT_COLUMN] == split].reset_index(drop=True)
         if not len(df):
             raise OMLError(f"{cfg.data.dataframe} has no rows with split == {split!r}")
-    transform = build_transforms(host, cfg.data.transforms_val, cfg.data.im_size, train=False)
-    dataset = DatasetQueryGallery(df, dataset_root=cfg.data.dataset_root, transform=transform)
+    if cfg.data.modality is not None:
+        dataset = host.registries.modalities.create(cfg.data.modality).base_dataset(df, cfg.data.dataset_root)
+    else:
+        transform = build_transforms(host, cfg.data.transforms_val, cfg.data.im_size, train=False)
+        dataset = DatasetQueryGallery(df, dataset_root=cfg.data.dataset_root, transform=transform)
     extractor = host.registries.extractors.create(cfg.extractor)
     if checkpoint is not None:
         load_model_weights(extractor, checkpoint)
@@ -383,7 +391,9 @@ def predict(
     out = Path(out)
     if distributed_info()[0] == 0:
         out.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"embeddings": embeddings.cpu(), "paths": [str(p) for p in dataset.df["path"]]}
+        payload: dict[str, Any] = {"embeddings": embeddings.cpu()}
+        if "path" in dataset.df.columns:
+            payload["paths"] = [str(p) for p in dataset.df["path"]]
         if LABELS_COLUMN in dataset.df.columns:
             payload["labels"] = torch.as_tensor(dataset.df[LABELS_COLUMN].to_numpy())
         from oml_core.engine.checkpoint import atomic_save
