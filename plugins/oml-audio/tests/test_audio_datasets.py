@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 import soundfile
 import torch
-from conftest import dominant_frequency, tone
 from oml_audio import (
     AudioBaseDataset,
     AudioLabeledDataset,
@@ -21,6 +20,7 @@ from oml_audio import (
 )
 from torch.utils.data import DataLoader
 
+from conftest import dominant_frequency, tone
 from oml_core.data.frames import FrameDataError
 
 
