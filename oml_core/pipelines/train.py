@@ -394,8 +394,8 @@ def predict(
         payload: dict[str, Any] = {"embeddings": embeddings.cpu()}
         if "path" in dataset.df.columns:
             payload["paths"] = [str(p) for p in dataset.df["path"]]
-        if LABELS_COLUMN in dataset.df.columns:
-            payload["labels"] = torch.as_tensor(dataset.df[LABELS_COLUMN].to_numpy())
+        if LABELS_COLUMN in df.columns:
+            payload["labels"] = torch.as_tensor(df[LABELS_COLUMN].to_numpy().copy())
         from oml_core.engine.checkpoint import atomic_save
 
         atomic_save(payload, out)
