@@ -27,7 +27,8 @@ def test_cls_pooling_is_the_first_hidden_state(bert, tokenizer) -> None:  # type
         expected = bert(batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state[:, 0]
         assert torch.equal(extractor(batch), expected) and extractor.feat_dim == 32
         normalised = HFWrapper(bert, feat_dim=32, normalise_features=True).eval()(batch)
-    assert torch.allclose(normalised.norm(dim=1), torch.ones(2)) and torch.allclose(normalised, expected / expected.norm(dim=1, keepdim=True))
+    assert torch.allclose(normalised.norm(dim=1), torch.ones(2))
+    assert torch.allclose(normalised, expected / expected.norm(dim=1, keepdim=True))
 
 
 def test_mean_pooling_ignores_padding(bert, tokenizer) -> None:  # type: ignore[no-untyped-def]
