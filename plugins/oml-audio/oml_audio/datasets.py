@@ -52,9 +52,16 @@ class _AudioFrameDataset(FrameDataset):
         convert_to_mono: bool = DEFAULT_CONVERT_TO_MONO,
         spec_repr_func: Callable[[Tensor], Tensor] | None = None,
         resample: bool = True,
+        source: str | None = None,
     ) -> None:
         super().__init__(
-            df, mode=mode, extra_data=extra_data, input_tensors_key=input_tensors_key, labels_key=labels_key, index_key=index_key
+            df,
+            mode=mode,
+            extra_data=extra_data,
+            input_tensors_key=input_tensors_key,
+            labels_key=labels_key,
+            index_key=index_key,
+            source=source,
         )
         name = type(self).__name__
         if not isinstance(sample_rate, int) or sample_rate < 1000:
@@ -215,6 +222,7 @@ class AudioBaseDataset(_AudioFrameDataset):
             convert_to_mono=convert_to_mono,
             spec_repr_func=spec_repr_func,
             resample=resample,
+            source="the paths given to AudioBaseDataset",
         )
 
 

@@ -41,9 +41,11 @@ class _TextFrameDataset(FrameDataset):
         labels_key: str = LABELS_KEY,
         index_key: str = INDEX_KEY,
         on_long_text: LongText = "error",
+        source: str | None = None,
     ) -> None:
         super().__init__(
             df,
+            source=source,
             mode=mode,
             extra_data=extra_data,
             input_tensors_key=input_tensors_key,
@@ -153,6 +155,7 @@ class TextBaseDataset(_TextFrameDataset):
             input_tensors_key=input_tensors_key,
             index_key=index_key,
             on_long_text=on_long_text,
+            source="the texts given to TextBaseDataset",
         )
 
 
