@@ -150,7 +150,7 @@ def test_audio_train_val(env: dict[str, str], ecapa_file: tuple[Path, str], tmp_
     cached = list((Path(env["OML_CACHE_DIR"]) / "weights" / ecapa_file[1][:16]).glob("*"))
     assert any(p.read_bytes() == ecapa_file[0].read_bytes() for p in cached)  # downloaded and verified
     logs = _logs(stdout)
-    assert len(logs) >= 4 and all(math.isfinite(float(v)) for log in logs[:4] for v in log.values())
+    assert len(logs) == 2 and all(set(log) == {"accuracy"} and 0 <= log["accuracy"] <= 1 for log in logs)  # 2 batches
     assert result["embeddings"].shape == (16, 192) and "'cmc'" in stdout
     served_state = torch.load(ecapa_file[0], weights_only=True)
     trained = result["model_state"]
