@@ -63,11 +63,14 @@ KIND_INTRO: dict[str, str] = {
     "`oml_core.stores.open_store` or `oml index --store URL`; see [stores](../stores.md).",
     "loggers": "Experiment loggers: the engine sends them the loss, the validation metrics, the hyper-parameters "
     "and figures. They write into the run directory.",
+    "modalities": "What the rows of the dataframe are when they are not images: `data.modality` of `oml train` / "
+    "`validate` / `predict` and `--modality` of `oml index` build the datasets of texts (a `text` column) or audio "
+    "files from it; the extractor must take that input (`hf_text`, `ecapa_tdnn`).",
 }
 
 SINGULAR = {"extractors": "extractor", "pairwise_models": "pairwise model", "losses": "loss", "miners": "miner",
             "samplers": "sampler", "transforms": "transform", "postprocessors": "postprocessor", "stores": "store",
-            "loggers": "logger"}  # fmt: skip
+            "loggers": "logger", "modalities": "modality"}  # fmt: skip
 
 #: Context values that pipelines pass to factories besides the config fields (shown as "also receives").
 RUNTIME_ARGUMENTS = {"labels", "label2category", "seed", "rank", "world_size", "run_dir", "in_features", "num_classes"}
@@ -105,6 +108,8 @@ PIPELINE_FIELD_DOCS: dict[str, str] = {
     "DataConfig.num_workers": "DataLoader worker processes (0: load in the main process).",
     "DataConfig.cache_size": "Keep up to this many bytes of encoded image files in memory (0: no cache).",
     "DataConfig.skip_unreadable": "Drop rows whose image cannot be read (with a warning) instead of failing.",
+    "DataConfig.modality": "`null`: the rows are images. Otherwise what they are, e.g. `{type: text, tokenizer: DIR}` "
+    "(oml-text) or `{type: audio}` (oml-audio); see [modalities](components.md#modalities).",
     "OptimizerConfig.type": "`adam`, `adamw` or `sgd`.",
     "OptimizerConfig.lr": "Learning rate.",
     "OptimizerConfig.weight_decay": "Weight decay (L2 for `adam` and `sgd`, decoupled for `adamw`).",

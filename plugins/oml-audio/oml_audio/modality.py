@@ -28,9 +28,13 @@ class AudioModalityConfig:
     channels."""
 
     sample_rate: int = DEFAULT_SAMPLE_RATE
+    """The rate the model expects, in Hz (16000 for ECAPA-TDNN)."""
     max_num_seconds: float = MAX_AUDIO_LEN
+    """Every clip is cut or zero-padded (at the end) to this length, from its row's ``start_time``."""
     convert_to_mono: bool = True
+    """Average the channels."""
     resample: bool = True
+    """Resample files at other rates (soxr); ``false``: such a file is an error naming its row."""
 
 
 class AudioModality:

@@ -92,10 +92,15 @@ class HFTextConfig:
     ``feat_dim`` defaults to the model's ``hidden_size``."""
 
     model: str
+    """A hub name (e.g. ``bert-base-uncased``, read from the local Hugging Face cache when offline) or a folder."""
     pooling: Pooling = "cls"
+    """``cls``: the first token's last hidden state (OML 4.0); ``mean``: the mean over the tokens the mask keeps."""
     normalise_features: bool = False
+    """L2-normalise the embeddings."""
     feat_dim: int | None = None
+    """The embedding size (``null``: the model's ``hidden_size``)."""
     random_init: bool = False
+    """Build the model from its config only, with random weights."""
 
 
 def create_hf_text(

@@ -29,8 +29,11 @@ class TextModalityConfig:
     ``max_length``: tokens per text (padded to it); ``on_long_text``: ``error`` (name the row) or ``truncate``."""
 
     tokenizer: str
+    """A hub name (read from the local Hugging Face cache when offline) or a folder written by ``save_pretrained``."""
     max_length: int = 128
+    """Tokens per text, special tokens included; shorter texts are padded to it."""
     on_long_text: LongText = "error"
+    """``error``: a longer text stops with its row named; ``truncate``: cut it (OML 4.0's behaviour)."""
 
 
 class TextModality:
