@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import soundfile
 import torch
+from audio_signals import dominant_frequency, tone
 from oml_audio import (
     AudioBaseDataset,
     AudioLabeledDataset,
@@ -20,7 +21,6 @@ from oml_audio import (
 )
 from torch.utils.data import DataLoader
 
-from conftest import dominant_frequency, tone
 from oml_core.data.frames import FrameDataError
 
 

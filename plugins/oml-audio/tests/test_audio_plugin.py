@@ -16,6 +16,7 @@ import pytest
 import soundfile
 import torch
 import yaml
+from audio_signals import tone
 from oml_audio import (
     AudioBaseDataset,
     AudioQueryGalleryLabeledDataset,
@@ -26,7 +27,6 @@ from oml_audio import (
 )
 from oml_audio.plugin import WEIGHTS
 
-from conftest import tone
 from oml_core import Host
 from oml_core.cli import main
 from oml_core.data.frames import FrameDataError

@@ -33,11 +33,17 @@ class HFWrapper(nn.Module):
         torch.Size([1, 16])
     """
 
-    def __init__(self, model: nn.Module, feat_dim: int, *, pooling: Pooling = "cls", normalise_features: bool = False) -> None:
+    def __init__(
+        self, model: nn.Module, feat_dim: int | None = None, *, pooling: Pooling = "cls", normalise_features: bool = False
+    ) -> None:
         super().__init__()
         if pooling not in ("cls", "mean"):
             raise OMLError(f"HFWrapper: pooling must be 'cls' or 'mean', got {pooling!r}")
         hidden = getattr(getattr(model, "config", None), "hidden_size", None)
+        if feat_dim is None:  # OML 4.0's README also writes HFWrapper(model_hf)
+            if hidden is None:
+                raise OMLError("HFWrapper: give feat_dim; the model has no config.hidden_size to take it from")
+            feat_dim = int(hidden)
         if hidden is not None and int(hidden) != int(feat_dim):
             warnings.warn(
                 f"HFWrapper: feat_dim={feat_dim} but the model's hidden_size is {hidden}; the embeddings have {hidden} values",

@@ -46,6 +46,7 @@ def test_mean_pooling_ignores_padding(bert, tokenizer) -> None:  # type: ignore[
         extractor(torch.zeros(2, 8))
     with pytest.warns(UserWarning, match="feat_dim=768 but the model's hidden_size is 32"):
         HFWrapper(bert, feat_dim=768)
+    assert HFWrapper(bert).feat_dim == 32  # OML 4.0's README writes HFWrapper(model_hf)
 
 
 def test_plugin_registers_through_its_entry_point(tiny_model_dir: Path) -> None:
