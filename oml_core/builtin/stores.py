@@ -21,6 +21,7 @@ import hashlib
 import json
 import math
 import os
+import textwrap
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -408,10 +409,9 @@ def _search(args: argparse.Namespace, host: Host) -> int:
     with _open(host, args) as store:
         recorded = dict(getattr(store, "info", {}) or {}).get("model")
         model, transform, spec = build_model(host, model_spec_data(args, host, recorded))
-        if spec.modality is not None:  # the queries are texts, audio files...: the modality reads (and checks) them
-            if args.out is not None:
-                raise OMLError("oml search: --out draws images only; for texts and audio use RetrievalResults.visualize")
-            queries = host.registries.modalities.create(spec.modality).query_dataset(list(args.images))
+        modality = host.registries.modalities.create(spec.modality) if spec.modality is not None else None
+        if modality is not None:  # the queries are texts, audio files...: the modality reads (and checks) them
+            queries = modality.query_dataset(list(args.images))
             embeddings = torch.cat([e for _, e in _embed_dataset(model, queries, args)])
         else:
             missing = [p for p in args.images if not Path(p).is_file()]
@@ -445,13 +445,35 @@ def _search(args: argparse.Namespace, host: Host) -> int:
             if not result["matches"]:
                 print("  (no match)")
     if args.out is not None:
-        draw_matches(results, args.out)
+        pictures = modality_pictures(modality, queries, results) if modality is not None else None
+        draw_matches(results, args.out, pictures=pictures)
         print(f"oml search: drew the matches into {args.out}")
     return 0
 
 
-def draw_matches(results: Sequence[Mapping[str, Any]], out: str | os.PathLike[str]) -> None:
-    """One row per query: the query image, then its matches titled with rank, id and distance (as seed 001 draws them)."""
+def modality_pictures(modality: Any, queries: Any, results: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
+    """Per query, its picture then those of its matches, drawn by the modality's datasets (``visualize``: a text
+    on a card, an audio clip's spectrogram) from the metadata that ``oml index`` stored."""
+    import pandas as pd
+
+    rows = [m for r in results for m in r["matches"]]
+    columns = [c for c in modality.content_columns if any(c in m for m in rows)]
+    matched = modality.base_dataset(pd.DataFrame([{c: m.get(c) for c in columns} for m in rows])) if rows else None
+    pictures, position = [], 0
+    for q, result in enumerate(results):
+        row = [queries.visualize(q, (0, 0, 255))]
+        for _ in result["matches"]:
+            row.append(matched.visualize(position, (0, 0, 0)))
+            position += 1
+        pictures.append(row)
+    return pictures
+
+
+def draw_matches(
+    results: Sequence[Mapping[str, Any]], out: str | os.PathLike[str], *, pictures: Sequence[Sequence[Any]] | None = None
+) -> None:
+    """One row per query: the query image, then its matches titled with rank, id and distance (as seed 001 draws them).
+    ``pictures`` (per query: the query's, then each match's array) replaces reading the images from their paths."""
     import numpy as np
 
     from oml_core.retrieval.visualize import as_numpy_image, import_pyplot
@@ -460,9 +482,9 @@ def draw_matches(results: Sequence[Mapping[str, Any]], out: str | os.PathLike[st
     n_cols = 1 + max(1, max(len(r["matches"]) for r in results))
     fig, axes = plt.subplots(len(results), n_cols, figsize=(2.4 * n_cols, 3.0 * len(results)), squeeze=False)
 
-    def show(ax: Any, path: str | None, title: str, color: str) -> None:
+    def show(ax: Any, path: str | None, title: str, color: str, picture: Any = None) -> None:
         try:
-            image = as_numpy_image(path) if path else None
+            image = picture if picture is not None else as_numpy_image(path) if path else None
         except OSError:
             image = None
         ax.imshow(image if image is not None else np.full((8, 8, 3), 200, dtype=np.uint8))
@@ -474,12 +496,14 @@ def draw_matches(results: Sequence[Mapping[str, Any]], out: str | os.PathLike[st
             spine.set_linewidth(3)
 
     for row, result in enumerate(results):
-        show(axes[row][0], result["query"], f"Query\n{Path(result['query']).name}", "blue")
+        own = pictures[row] if pictures is not None else None
+        name = Path(result["query"]).name if own is None else textwrap.shorten(result["query"], 30)
+        show(axes[row][0], result["query"], f"Query\n{name}", "blue", own[0] if own else None)
         for col in range(1, n_cols):
             if col - 1 < len(result["matches"]):
                 match = result["matches"][col - 1]
                 title = f"Top {match['rank']} (ID: {match['id']})\nd={match['distance']:.3f}"
-                show(axes[row][col], match.get("path"), title, "black")
+                show(axes[row][col], match.get("path"), title, "black", own[col] if own else None)
             else:
                 axes[row][col].axis("off")
     fig.tight_layout()

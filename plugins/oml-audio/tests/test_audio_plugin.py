@@ -144,6 +144,9 @@ def test_index_and_search_audio(tmp_path: Path, mock_root: Path, capsys) -> None
     assert main(["search", "--store", str(store), "-k", "2", "--json", query]) == 0
     top = json.loads(capsys.readouterr().out)[0]["matches"][0]
     assert top["id"] == 9 and top["path"] == query and top["label"] == int(df["label"][9]) and top["distance"] < 1e-2
+    assert main(["search", "--store", str(store), "-k", "2", "--out", str(tmp_path / "voices.png"), query]) == 0
+    drawn = np.asarray(__import__("PIL.Image").Image.open(tmp_path / "voices.png").convert("RGB"))
+    assert drawn.shape[1] > 500 and len(np.unique(drawn.reshape(-1, 3), axis=0)) > 100  # spectrograms, in colour
     assert main(["search", "--store", str(store), str(tmp_path / "nothing.wav")]) == 2
     assert "files not found" in capsys.readouterr().err
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -105,5 +106,10 @@ def test_index_and_search_texts(tmp_path: Path, texts_csv: Path, tiny_model_dir:
     assert main(["search", "--store", str(store), "-k", "2", query]) == 0
     printed = capsys.readouterr().out
     assert "text" in printed.splitlines()[1] and query in printed
-    assert main(["search", "--store", str(store), "--out", str(tmp_path / "x.png"), query]) == 2
-    assert "--out draws images only" in capsys.readouterr().err
+    assert main(["search", "--store", str(store), "-k", "2", "--out", str(tmp_path / "texts.png"), query, "a red chair"]) == 0
+    from PIL import Image
+
+    drawn = np.asarray(Image.open(tmp_path / "texts.png").convert("RGB"))
+    assert drawn.shape[0] > 400 and drawn.shape[1] > 500  # two rows of three cards
+    assert ((drawn == (0, 0, 255)).all(axis=2)).sum() > 1000  # the queries' blue frames
+    assert ((drawn < 80).all(axis=2)).sum() > 2000  # dark glyphs of the drawn texts
