@@ -463,6 +463,7 @@ def modality_pictures(modality: Any, queries: Any, results: Sequence[Mapping[str
     for q, result in enumerate(results):
         row = [queries.visualize(q, (0, 0, 255))]
         for _ in result["matches"]:
+            assert matched is not None
             row.append(matched.visualize(position, (0, 0, 0)))
             position += 1
         pictures.append(row)
