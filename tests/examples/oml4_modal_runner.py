@@ -29,11 +29,16 @@ def main() -> None:
         arch, _, _, summary = plugin.WEIGHTS["ecapa_tdnn_taoruijie"]
         plugin.WEIGHTS["ecapa_tdnn_taoruijie"] = (arch, Path(served).as_uri(), os.environ["OML_TEST_ECAPA_SHA256"], summary)
     namespace = runpy.run_path(example, run_name="__main__")
-    keep = {}
+    if os.environ.get("LOCAL_RANK", "0") != "0":  # a DDP worker that Lightning launched with the same command
+        return
+    keep: dict[str, object] = {}
+    if "trainer" in namespace:
+        keep["callback_metrics"] = {k: float(v) for k, v in namespace["trainer"].callback_metrics.items()}
+        keep["world_size"] = namespace["trainer"].world_size
     for name in ("embeddings", "loss"):
         if isinstance(namespace.get(name), torch.Tensor):
             keep[name] = namespace[name].detach().cpu()
-    model = namespace.get("model") if not isinstance(namespace.get("model"), type(None)) else None
+    model = namespace.get("model", namespace.get("extractor"))
     if isinstance(model, torch.nn.Module):
         keep["model_state"] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     if "rr" in namespace:

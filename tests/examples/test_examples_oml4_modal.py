@@ -80,10 +80,19 @@ def run_example(name: str, env: dict[str, str], tmp_path: Path, extra_env: dict[
 
 
 def needs_oml4_names() -> None:
+    import inspect
+
     import oml_core.retrieval as retrieval
 
-    if not hasattr(retrieval, "AdaptiveThresholding") or not hasattr(retrieval.RetrievalResults, "visualize_as_html"):
-        pytest.skip("needs AdaptiveThresholding and RetrievalResults.visualize_as_html (issue 14, OML 4.x names)")
+    if (
+        not hasattr(retrieval, "AdaptiveThresholding")
+        or not hasattr(retrieval.RetrievalResults, "visualize_as_html")
+        or "dataset" not in inspect.signature(retrieval.EmbeddingMetrics).parameters
+    ):
+        pytest.skip(
+            "needs AdaptiveThresholding, RetrievalResults.visualize_as_html and EmbeddingMetrics(dataset=...) "
+            "(issue 14, OML 4.x names)"
+        )
 
 
 def test_examples_differ_from_oml_4_only_in_imports() -> None:
@@ -156,3 +165,13 @@ def test_audio_train_val(env: dict[str, str], ecapa_file: tuple[Path, str], tmp_
     trained = result["model_state"]
     assert not torch.equal(trained["model.fc6.weight"], served_state["speaker_encoder.fc6.weight"])  # it trained
     assert torch.equal(trained["model.torchfbank.1.mel_scale.fb"], served_state["speaker_encoder.torchfbank.1.mel_scale.fb"])
+
+
+@pytest.mark.slow
+def test_text_lightning_ddp(env: dict[str, str], tmp_path: Path) -> None:
+    needs_oml4_names()
+    stdout, result = run_example("text_lightning_ddp.py", env, tmp_path)
+    assert result["world_size"] == 2
+    metrics = result["callback_metrics"]
+    assert 0 <= metrics["OVERALL/cmc/1"] <= 1 and 0 <= metrics["OVERALL/map/5"] <= 1, metrics
+    assert result["model_state"]["model.embeddings.word_embeddings.weight"].shape[1] == 768
