@@ -173,5 +173,6 @@ def test_text_lightning_ddp(env: dict[str, str], tmp_path: Path) -> None:
     stdout, result = run_example("text_lightning_ddp.py", env, tmp_path)
     assert result["world_size"] == 2
     metrics = result["callback_metrics"]
-    assert 0 <= metrics["OVERALL/cmc/1"] <= 1 and 0 <= metrics["OVERALL/map/5"] <= 1, metrics
+    cmc = [value for name, value in metrics.items() if name.endswith("cmc/1")]
+    assert cmc and all(0 <= value <= 1 for value in cmc), metrics  # validated after the epoch, on both processes
     assert result["model_state"]["model.embeddings.word_embeddings.weight"].shape[1] == 768
