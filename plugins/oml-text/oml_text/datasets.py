@@ -57,6 +57,12 @@ class _TextFrameDataset(FrameDataset):
             raise FrameDataError(f"{type(self).__name__}: tokenizer must be a Hugging Face tokenizer, got {got}")
         if max_length < 2:
             raise FrameDataError(f"{type(self).__name__}: max_length must be at least 2 tokens, got {max_length}")
+        limit = getattr(tokenizer, "model_max_length", None)
+        if isinstance(limit, int) and limit < 1_000_000 and max_length > limit:  # transformers uses ~1e30 for "no limit"
+            raise FrameDataError(
+                f"{type(self).__name__}: max_length={max_length} is more than the tokenizer's model_max_length={limit} "
+                f"(the model has no positions beyond it); use max_length <= {limit}"
+            )
         if on_long_text not in ("error", "truncate"):
             raise FrameDataError(f"{type(self).__name__}: on_long_text must be 'error' or 'truncate', got {on_long_text!r}")
         if getattr(tokenizer, "pad_token", "") is None:

@@ -83,6 +83,8 @@ def test_a_text_over_max_length_is_an_error_naming_the_row_or_truncated(tokenize
     assert dataset[0]["input_tensors"]["input_ids"].shape == (16,)
     with pytest.raises(FrameDataError, match=r"row 7 has 42 tokens, more than max_length=16.*on_long_text='truncate'"):
         dataset[1]
+    with pytest.raises(FrameDataError, match="max_length=4096 is more than the tokenizer's model_max_length=128"):
+        TextLabeledDataset(df, tokenizer=tokenizer, max_length=4096)
     truncated = TextLabeledDataset(df, tokenizer=tokenizer, max_length=16, on_long_text="truncate")[1]["input_tensors"]
     assert truncated["attention_mask"].all() and truncated["input_ids"][-1] == tokenizer.sep_token_id
 
