@@ -42,8 +42,9 @@ def validation_columns(dataset: Any) -> dict[str, Any]:
         "is_query": torch.tensor(df[IS_QUERY_COLUMN].astype(bool).to_numpy()),
         "is_gallery": torch.tensor(df[IS_GALLERY_COLUMN].astype(bool).to_numpy()),
         "idx": torch.arange(len(df)),
-        "paths": [str(p) for p in df[PATHS_COLUMN]],
     }
+    if PATHS_COLUMN in df.columns:  # datasets of texts have none
+        columns["paths"] = [str(p) for p in df[PATHS_COLUMN]]
     if CATEGORIES_COLUMN in df.columns:
         columns["categories"] = [str(c) for c in df[CATEGORIES_COLUMN]]
     if SEQUENCE_COLUMN in df.columns:
@@ -59,7 +60,7 @@ def compute_dataset_metrics(engine: Engine, embeddings: torch.Tensor) -> dict[st
     args = dict(engine.options.metric_args)
     args.setdefault("categories_key", "categories" if "categories" in columns else None)
     args.setdefault("sequence_key", "sequence" if "sequence" in columns else None)
-    args.setdefault("extra_keys", ("paths",))
+    args.setdefault("extra_keys", ("paths",) if "paths" in columns else ())
     metric = EmbeddingMetrics(**args)
     metric.setup(num_samples=len(embeddings))
     metric.update_data({"embeddings": embeddings.float().cpu(), **columns})

@@ -16,6 +16,7 @@ from oml_core.registry import (
     ExtractorChoice,
     LoggerChoice,
     LossChoice,
+    ModalityChoice,
     OptimizerChoice,
     SamplerChoice,
     SchedulerChoice,
@@ -48,6 +49,8 @@ class DataConfig:
 
     Empty ``transforms_*`` mean: resize to ``im_size`` and normalise (training adds light augmentations).
     Image paths must stay inside ``dataset_root`` (also through symbolic links) unless ``allow_outside_root``.
+    With a ``modality`` (rows of texts or audio files, from the oml-text / oml-audio plugins, e.g.
+    ``{type: text, tokenizer: DIR}``) the image options are unused.
     """
 
     dataframe: Path
@@ -59,6 +62,7 @@ class DataConfig:
     cache_size: int = 0
     skip_unreadable: bool = False
     allow_outside_root: bool = False
+    modality: ModalityChoice | None = None
 
 
 @attrs.frozen(kw_only=True)
