@@ -24,10 +24,14 @@ def main() -> None:
     example, out = sys.argv[1], sys.argv[2]
     served = os.environ.get("OML_TEST_ECAPA_FILE")
     if served:
-        from oml_audio import plugin
+        import attrs
+        from oml_audio import pretrained
 
-        arch, _, _, summary = plugin.WEIGHTS["ecapa_tdnn_taoruijie"]
-        plugin.WEIGHTS["ecapa_tdnn_taoruijie"] = (arch, Path(served).as_uri(), os.environ["OML_TEST_ECAPA_SHA256"], summary)
+        sha256 = os.environ["OML_TEST_ECAPA_SHA256"]
+        pretrained.WEIGHTS = tuple(
+            attrs.evolve(e, urls=(Path(served).as_uri(),), sha256=sha256) if e.name == "ecapa_tdnn_taoruijie" else e
+            for e in pretrained.WEIGHTS
+        )
     namespace = runpy.run_path(example, run_name="__main__")
     if os.environ.get("LOCAL_RANK", "0") != "0":  # a DDP worker that Lightning launched with the same command
         return

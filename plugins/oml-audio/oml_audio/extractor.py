@@ -8,10 +8,12 @@ from typing import Any, Literal
 import attrs
 from torch import Tensor, nn
 
+from oml_audio import pretrained
 from oml_audio.ecapa import ECAPATDNN
+from oml_core.distances import normalise
 from oml_core.errors import OMLError
-from oml_core.models import normalise
-from oml_core.weights import WeightsZoo, default_zoo, find_zoo, load_checkpoint, load_weights_into, plugin_zoo, resolve_weights
+from oml_core.weights import find_entry, load_pretrained
+from oml_core.zoo import WeightsRegistry
 
 ARCHS: dict[str, dict[str, int]] = {"ecapa_tdnn_taoruijie": {"channels": 1024, "embedding_size": 192}}
 ECAPAArchName = Literal["ecapa_tdnn_taoruijie"]
@@ -26,6 +28,7 @@ class ECAPATDNNExtractor(nn.Module):
             ``torch.load(weights_only=True)``), or ``None`` for a random initialisation.
         arch: ``ecapa_tdnn_taoruijie``.
         normalise_features: L2-normalise the output.
+        zoo: the weights registry to look names up in (a host's); this plugin's table comes after it.
 
     Example:
         >>> extractor = ECAPATDNNExtractor(None, arch="ecapa_tdnn_taoruijie").eval()
@@ -33,11 +36,17 @@ class ECAPATDNNExtractor(nn.Module):
         torch.Size([2, 192])
     """
 
-    pretrained_models: dict[str, dict[str, Any]] = {
-        "ecapa_tdnn_taoruijie": {"init_args": {"arch": "ecapa_tdnn_taoruijie", "normalise_features": False}}
-    }
+    #: OML's ``ECAPATDNNExtractor.pretrained_models``: the zoo's weights for this extractor, by name
+    pretrained_models = {entry.name: entry for entry in pretrained.WEIGHTS if entry.extractor == "ecapa_tdnn"}
 
-    def __init__(self, weights: str | Path | None, arch: str = "ecapa_tdnn_taoruijie", normalise_features: bool = False) -> None:
+    def __init__(
+        self,
+        weights: str | Path | None,
+        arch: str = "ecapa_tdnn_taoruijie",
+        normalise_features: bool = False,
+        *,
+        zoo: WeightsRegistry | None = None,
+    ) -> None:
         super().__init__()
         if arch not in ARCHS:
             raise OMLError(f"ECAPATDNNExtractor: unknown arch {arch!r}; available: {', '.join(ARCHS)}")
@@ -46,23 +55,24 @@ class ECAPATDNNExtractor(nn.Module):
         self.model = ECAPATDNN(**ARCHS[arch])
         if weights is None:
             return
-        path, entry = resolve_weights(weights, zoo=_zoo_for(weights))
-        if entry is not None and entry.arch != arch:
-            raise OMLError(f"weights {entry.name!r} are for arch {entry.arch!r}, not {arch!r}: use arch={entry.arch!r}")
-        load_weights_into(self.model, load_checkpoint(path), source=f"{weights} ({path})" if entry else str(path))
+        load_pretrained(self.model, weights, arch=arch, zoo=zoo, table=pretrained.WEIGHTS)
 
     @classmethod
-    def from_pretrained(cls, weights: str = "ecapa_tdnn_taoruijie", **kwargs: Any) -> ECAPATDNNExtractor:
+    def from_pretrained(
+        cls, weights: str = "ecapa_tdnn_taoruijie", *, zoo: WeightsRegistry | None = None, **kwargs: Any
+    ) -> ECAPATDNNExtractor:
         """The extractor for a weights name (OML 4.0's ``ECAPATDNNExtractor.from_pretrained()``).
 
         Example:
             >>> extractor = ECAPATDNNExtractor.from_pretrained("ecapa_tdnn_taoruijie")   # doctest: +SKIP
         """
-        zoo = _zoo_for(weights) or find_zoo(weights) or default_zoo()
-        entry = zoo.get(weights)
-        kwargs.setdefault("arch", entry.arch)
-        kwargs.setdefault("normalise_features", False)
-        return cls(weights, **kwargs)
+        entry = find_entry(weights, zoo=zoo, table=pretrained.WEIGHTS)
+        if entry is None or entry.extractor != "ecapa_tdnn":
+            known = ", ".join(e.name for e in pretrained.WEIGHTS)
+            raise OMLError(f"ECAPATDNNExtractor.from_pretrained: {weights!r} is not an ECAPA weights name; known: {known}")
+        for key, value in {"arch": entry.arch, **entry.init_args}.items():
+            kwargs.setdefault(key, value)
+        return cls(weights, zoo=zoo, **kwargs)
 
     @property
     def feat_dim(self) -> int:
@@ -92,12 +102,6 @@ class ECAPATDNNExtractor(nn.Module):
             self.train(was_training)
 
 
-def _zoo_for(weights: str | Path) -> WeightsZoo | None:
-    from oml_audio.plugin import oml_register_weights
-
-    return plugin_zoo("oml_audio", oml_register_weights, weights)
-
-
 @attrs.frozen(kw_only=True)
 class ECAPAConfig:
     """``ecapa_tdnn``: the ECAPA-TDNN speaker embedder (16 kHz mono waveforms). ``weights``: a weights name, a
@@ -108,8 +112,10 @@ class ECAPAConfig:
     normalise_features: bool = False
 
 
-def create_ecapa(arch: str, weights: str | None, normalise_features: bool) -> ECAPATDNNExtractor:
-    return ECAPATDNNExtractor(weights, arch=arch, normalise_features=normalise_features)
+def create_ecapa(
+    arch: str, weights: str | None, normalise_features: bool, zoo: WeightsRegistry | None = None
+) -> ECAPATDNNExtractor:
+    return ECAPATDNNExtractor(weights, arch=arch, normalise_features=normalise_features, zoo=zoo)
 
 
 __all__ = ["ARCHS", "ECAPAConfig", "ECAPATDNNExtractor", "create_ecapa"]

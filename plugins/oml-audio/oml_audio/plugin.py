@@ -4,21 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from oml_audio import pretrained
 from oml_audio.extractor import ECAPAConfig, create_ecapa
 from oml_audio.modality import AudioModality, AudioModalityConfig
 from oml_core import hookimpl
-from oml_core.weights import PLACEHOLDER_SHA256
-
-# name: (arch, url, sha256, summary). OML 4.0 records only the md5 of this file (2bbc0ea09a41217eaff16b676ecb63d7);
-# its full sha256 is not confirmed yet, so the entry refuses to download and asks for the local file (fill it in).
-WEIGHTS: dict[str, tuple[str, str, str, str]] = {
-    "ecapa_tdnn_taoruijie": (
-        "ecapa_tdnn_taoruijie",
-        "https://github.com/TaoRuijie/ECAPA-TDNN/raw/refs/heads/main/exps/pretrain.model",
-        PLACEHOLDER_SHA256,
-        "ECAPA-TDNN (C=1024) speaker embeddings trained on VoxCeleb2 by Tao Ruijie; EER 0.86% on Vox1-O",
-    ),
-}
+from oml_core.zoo import register_table
 
 
 @hookimpl
@@ -34,8 +24,7 @@ def oml_register_extractors(registry: Any) -> None:
 
 @hookimpl
 def oml_register_weights(zoo: Any) -> None:
-    for name, (arch, url, sha256, summary) in WEIGHTS.items():
-        zoo.add(name, url=url, sha256=sha256, arch=arch, extractor="ecapa_tdnn", summary=summary)
+    register_table(zoo, pretrained.WEIGHTS)
 
 
 @hookimpl

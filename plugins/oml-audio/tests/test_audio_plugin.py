@@ -25,7 +25,7 @@ from oml_audio import (
     get_mock_audios_dataset,
     visualize_audio,
 )
-from oml_audio.plugin import WEIGHTS
+from oml_audio.pretrained import WEIGHTS
 
 from oml_core import Host
 from oml_core.cli import main
@@ -49,9 +49,9 @@ def test_registered_through_the_entry_point() -> None:
     host = Host(env={})
     info = next(p for p in host.plugins if p.name == "oml_audio")
     assert (info.status, info.distribution) == ("loaded", "oml-audio")
-    assert info.components == {"extractors": ["ecapa_tdnn"], "modalities": ["audio"], "weights": list(WEIGHTS)}
+    assert info.components == {"extractors": ["ecapa_tdnn"], "modalities": ["audio"], "weights": [e.name for e in WEIGHTS]}
     entry = host.weights.get("ecapa_tdnn_taoruijie")
-    assert (entry.extractor, entry.arch, entry.verified) == ("ecapa_tdnn", "ecapa_tdnn_taoruijie", False)
+    assert (entry.extractor, entry.arch, entry.verified) == ("ecapa_tdnn", "ecapa_tdnn_taoruijie", True)
     extractor = host.registries.extractors.create("ecapa_tdnn", {"normalise_features": True})
     assert isinstance(extractor, ECAPATDNNExtractor) and extractor.normalise_features
     modality = host.registries.modalities.create("audio", {"max_num_seconds": 0.5})

@@ -84,7 +84,18 @@ def test_stereo_input_is_refused_with_a_hint() -> None:
         assert extractor(torch.zeros(1, 1, 3200)).shape == (1, 192)
 
 
-def test_zoo_entry_refuses_to_download_without_a_verified_sha256(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OML_CACHE_DIR", str(tmp_path))
-    with pytest.raises(WeightsError, match="no verified sha256.*pass its local path"):
+def test_zoo_entry_is_verified_by_oml4s_md5(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The entry carries OML 4.0's md5 of the published file: another file served at its URL is refused."""
+    import attrs
+    from oml_audio import pretrained
+
+    from oml_core.weights import ChecksumMismatchError
+
+    monkeypatch.setenv("OML_CACHE_DIR", str(tmp_path / "cache"))
+    impostor = tmp_path / "pretrain.model"
+    torch.save({"speaker_encoder.fc6.weight": torch.zeros(192, 3072)}, impostor)
+    served = tuple(attrs.evolve(e, urls=(impostor.as_uri(),)) for e in pretrained.WEIGHTS)
+    monkeypatch.setattr(pretrained, "WEIGHTS", served)
+    assert served[0].md5 == "2bbc0ea09a41217eaff16b676ecb63d7" and served[0].sha256 is None
+    with pytest.raises(ChecksumMismatchError):
         ECAPATDNNExtractor.from_pretrained("ecapa_tdnn_taoruijie")
