@@ -27,6 +27,8 @@ WORST_QUERIES, WORST_TOP_K = 5, 5
 class ValidationSnapshot:
     """Saves the latest validation set's embeddings and columns (rank 0, when the engine has a run directory)."""
 
+    builtin_name = "validation_snapshot"
+
     @hookimpl
     def oml_embeddings_ready(self, engine: Engine, embeddings: torch.Tensor, dataset: Any) -> None:
         from oml_core.engine.checkpoint import atomic_save
@@ -62,6 +64,8 @@ def worst_metric(monitor: str | None) -> tuple[str, int]:
 class TrackerArtifacts:
     """Worst-query figures to loggers with ``log_figure`` (unless their ``log_figures`` is false) after every
     validation; ``checkpoints/best.pt`` to loggers with ``log_artifact`` and a true ``log_checkpoint`` at the end."""
+
+    builtin_name = "tracker_artifacts"
 
     def __init__(self) -> None:
         self._warned = False
