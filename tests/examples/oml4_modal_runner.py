@@ -10,9 +10,9 @@ file (``file://`` URL with its real sha256), as the seeds' harness does for the 
 from __future__ import annotations
 
 import os
-import runpy
 import sys
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import torch
@@ -32,7 +32,11 @@ def main() -> None:
             attrs.evolve(e, urls=(Path(served).as_uri(),), sha256=sha256) if e.name == "ecapa_tdnn_taoruijie" else e
             for e in pretrained.WEIGHTS
         )
-    namespace = runpy.run_path(example, run_name="__main__")
+    # executed here rather than with runpy.run_path, which sets sys.argv[0] to the example: Lightning's DDP workers
+    # re-run sys.argv, and a worker started as examples/oml4/<example> would import examples/oml4/lightning.py
+    # (OML 4.0's Lightning example) instead of the lightning package
+    namespace: dict[str, Any] = {"__name__": "__main__", "__file__": example}
+    exec(compile(Path(example).read_text(encoding="utf-8"), example, "exec"), namespace)  # noqa: S102 - a repo example
     if os.environ.get("LOCAL_RANK", "0") != "0":  # a DDP worker that Lightning launched with the same command
         return
     keep: dict[str, object] = {}

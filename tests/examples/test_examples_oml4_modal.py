@@ -156,8 +156,11 @@ def test_audio_train_val(env: dict[str, str], ecapa_file: tuple[Path, str], tmp_
     needs_oml4_names()
     served = {"OML_TEST_ECAPA_FILE": str(ecapa_file[0]), "OML_TEST_ECAPA_SHA256": ecapa_file[1]}
     stdout, result = run_example("audio_train_val.py", env, tmp_path, served)
-    cached = list((Path(env["OML_CACHE_DIR"]) / "weights" / ecapa_file[1][:16]).glob("*"))
-    assert any(p.read_bytes() == ecapa_file[0].read_bytes() for p in cached)  # downloaded and verified
+    from oml_audio.pretrained import WEIGHTS
+
+    cached = Path(env["OML_CACHE_DIR"]) / "weights" / WEIGHTS[0].filename  # downloaded and verified
+    assert cached.read_bytes() == ecapa_file[0].read_bytes()
+    assert cached.with_name(WEIGHTS[0].filename + ".sha256").read_text().split()[0] == ecapa_file[1]
     logs = _logs(stdout)
     assert len(logs) == 2 and all(set(log) == {"accuracy"} and 0 <= log["accuracy"] <= 1 for log in logs)  # 2 batches
     assert result["embeddings"].shape == (16, 192) and "'cmc'" in stdout
