@@ -140,9 +140,15 @@ def preprocessing_of(transform: Any) -> str:
 
 
 def fingerprint_model_identity(
-    model: nn.Module, *, extractor_config: Mapping[str, Any], transform: Any, distance: str | None = None
+    model: nn.Module,
+    *,
+    extractor_config: Mapping[str, Any],
+    transform: Any,
+    distance: str | None = None,
+    modality: Mapping[str, Any] | None = None,
 ) -> ModelFingerprint:
-    """The fingerprint of ``model`` (an extractor with ``feat_dim``) used with ``transform``.
+    """The fingerprint of ``model`` (an extractor with ``feat_dim``) used with ``transform``; for texts, audio...
+    the preprocessing is the ``modality``'s config (tokenizer, length, sample rate...) instead of ``transform``.
 
     Example:
         >>> from oml_core.models import SimpleCNNExtractor
@@ -155,7 +161,7 @@ def fingerprint_model_identity(
     return ModelFingerprint(
         weights_sha256=weights_sha256(model),
         architecture=architecture_of(extractor_config),
-        preprocessing=preprocessing_of(transform),
+        preprocessing=preprocessing_of(transform) if modality is None else f"modality {architecture_of(modality)}",
         embedding_size=size,
         distance=distance,
     )

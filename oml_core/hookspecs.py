@@ -102,6 +102,15 @@ def oml_register_callbacks(registry: Registry[Any]) -> None:
 
 
 @hookspec
+def oml_register_modalities(registry: Registry[Any]) -> None:
+    """Add modalities (``protocols.Modality``: datasets of texts, audio... over OML's dataframe) to ``registry``;
+    ``data.modality`` of ``oml train`` and ``--modality`` of ``oml index`` choose one (images when unset).
+
+    Called once per plugin when the host starts. Return value ignored.
+    """
+
+
+@hookspec
 def oml_register_optimizers(registry: Registry[Any]) -> None:
     """Add optimizers: ``factory(modules={"backbone": extractor, "head": criterion}, **options)`` returns a
     ``torch.optim.Optimizer`` (``oml_core.engine.optimizers.parameter_groups`` builds the usual groups).

@@ -83,7 +83,7 @@ def inference(
     try:
         with torch.no_grad(), autocast:
             for batch in tqdm(loader, desc="Inference", disable=not progress or rank != 0, leave=False):
-                output = model(_inputs(batch, key).to(target, non_blocking=True))
+                output = model(to_device(_inputs(batch, key), target))
                 if output.ndim != 2:
                     raise OMLError(f"inference: the model returned shape {tuple(output.shape)}; expected (batch, feat_dim)")
                 chunks.append(output.float())
@@ -122,16 +122,33 @@ def _choose_device(model: nn.Module, device: str | torch.device | None) -> torch
     return torch.device("cpu")
 
 
-def _inputs(batch: Any, key: str) -> Tensor:
+def to_device(inputs: Any, device: str | torch.device) -> Any:
+    """A model's input moved to ``device``: a tensor, or a dict of tensors (a tokenizer's ``input_ids`` and
+    ``attention_mask``, as the text datasets give them), also nested.
+
+    Example:
+        >>> to_device({"input_ids": torch.zeros(1, 3, dtype=torch.long)}, "cpu")["input_ids"].device.type
+        'cpu'
+    """
+    if isinstance(inputs, Tensor):
+        return inputs.to(device, non_blocking=True)
+    if isinstance(inputs, Mapping):
+        return {k: to_device(v, device) for k, v in inputs.items()}
+    return inputs
+
+
+def _inputs(batch: Any, key: str) -> Tensor | Mapping[str, Tensor]:
     if isinstance(batch, Tensor):
         return batch
     if isinstance(batch, Mapping):
         if key not in batch:
             raise OMLError(f"inference: the dataset's items have no {key!r} key (keys: {', '.join(map(str, batch))})")
         value = batch[key]
-        if isinstance(value, Tensor):
+        if isinstance(value, Tensor) or (isinstance(value, Mapping) and all(isinstance(v, Tensor) for v in value.values())):
             return value
-    raise OMLError(f"inference: expected items that are dicts with a tensor under {key!r}, got {type(batch).__name__}")
+    raise OMLError(
+        f"inference: expected items that are dicts with a tensor (or a dict of tensors) under {key!r}, got {type(batch).__name__}"
+    )
 
 
 def _gather_in_order(local: Tensor, world: int) -> Tensor:

@@ -312,3 +312,34 @@ class Logger(Protocol):
     def log_figure(self, name: str, figure: Figure, step: int) -> None: ...
 
     def close(self) -> None: ...
+
+
+# ---------------------------------------------------------------------------------------------- modalities
+@runtime_checkable
+class Modality(Protocol):
+    """What the rows of OML's dataframe hold when they are not image files (texts, audio clips): it builds the
+    datasets of ``oml train`` / ``validate`` / ``predict`` / ``index`` / ``search`` over such a dataframe.
+
+    Items of every dataset are dicts with ``input_tensors`` (a tensor, or a dict of tensors such as a tokenizer's
+    ``input_ids`` / ``attention_mask``) and ``idx``; labeled datasets add ``labels``, query-gallery datasets
+    ``is_query`` / ``is_gallery`` and the ``get_labels`` / ``get_query_ids`` / ``get_gallery_ids`` accessors.
+    """
+
+    #: the dataframe columns that describe an item (e.g. ``("text",)``), copied into a store's metadata
+    content_columns: tuple[str, ...]
+
+    def labeled_dataset(self, df: Any, dataset_root: Any = None) -> Any:
+        """Training data: rows with ``label``."""
+        ...
+
+    def query_gallery_dataset(self, df: Any, dataset_root: Any = None) -> Any:
+        """Validation / inference data: rows with ``is_query`` and ``is_gallery`` (``label`` optional)."""
+        ...
+
+    def base_dataset(self, df: Any, dataset_root: Any = None) -> Any:
+        """Every row of ``df`` with no other column required (what ``oml index`` embeds)."""
+        ...
+
+    def query_dataset(self, queries: Sequence[str]) -> Any:
+        """The queries given on ``oml search``'s command line (texts, or files)."""
+        ...

@@ -36,6 +36,7 @@ KINDS: tuple[str, ...] = (
     "callbacks",
     "optimizers",
     "schedulers",
+    "modalities",
 )
 
 
@@ -156,6 +157,13 @@ class SchedulerChoice(Choice):
     """A ``schedulers`` component (an LR schedule, per step or per epoch) chosen by name in a config."""
 
     kind: ClassVar[str] = "schedulers"
+
+
+@attrs.frozen
+class ModalityChoice(Choice):
+    """A ``modalities`` component (what the rows of a dataframe are: texts, audio...) chosen by name in a config."""
+
+    kind: ClassVar[str] = "modalities"
 
 
 class NamedRegistry(Generic[E]):
@@ -380,6 +388,7 @@ class Registries:
     callbacks = property(lambda self: self._by_kind["callbacks"])
     optimizers = property(lambda self: self._by_kind["optimizers"])
     schedulers = property(lambda self: self._by_kind["schedulers"])
+    modalities = property(lambda self: self._by_kind["modalities"])
 
     def __getitem__(self, kind: str) -> Registry[Any]:
         if kind not in self._by_kind:

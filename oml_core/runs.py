@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from oml_core.fingerprint import ModelFingerprint
     from oml_core.host import Host
+    from oml_core.registry import ModalityChoice
 
 __all__ = ["RunArtifacts", "load_run"]
 
@@ -49,6 +50,8 @@ class RunArtifacts:
     distance: str
     fingerprint: ModelFingerprint
     calibration: dict[str, Any] | None = None
+    #: the run's ``data.modality`` (texts, audio...); None: its rows are images
+    modality: ModalityChoice | None = None
 
     @property
     def threshold(self) -> float | None:
@@ -105,17 +108,22 @@ def load_run(run_dir: str | Path, *, host: Host | None = None, checkpoint: str |
     data = dict(config.get("data") or {})
     im_size = int(data.get("im_size", 224))
     transforms_val = tuple(data.get("transforms_val") or ())
-    if transforms_val:
+    modality = None
+    if transforms_val or data.get("modality") is not None:
         from oml_core.pipelines.configs import DataConfig
 
         structured = host.registries.structure(
-            {"dataframe": "unused", "transforms_val": list(transforms_val)}, DataConfig, path="$.data", source=str(config_path)
+            {"dataframe": "unused", "transforms_val": list(transforms_val), "modality": data.get("modality")},
+            DataConfig, path="$.data", source=str(config_path),
         )
-        transforms_val = structured.transforms_val
+        transforms_val, modality = structured.transforms_val, structured.modality
     transform = build_transforms(host, transforms_val, im_size, train=False)
     calibration = _calibration(folder)
     distance = str((calibration or {}).get("distance") or (config.get("validation") or {}).get("metric") or "euclidean")
-    fingerprint = fingerprint_model_identity(extractor, extractor_config=extractor_config, transform=transform, distance=distance)
+    fingerprint = fingerprint_model_identity(
+        extractor, extractor_config=extractor_config, transform=transform, distance=distance,
+        modality=host.registries.converter.unstructure(modality) if modality is not None else None,
+    )
     return RunArtifacts(
         run_dir=folder.resolve(),
         config=config,
@@ -127,6 +135,7 @@ def load_run(run_dir: str | Path, *, host: Host | None = None, checkpoint: str |
         distance=distance,
         fingerprint=fingerprint,
         calibration=calibration,
+        modality=modality,
     )
 
 

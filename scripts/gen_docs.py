@@ -71,12 +71,15 @@ KIND_INTRO: dict[str, str] = {
     "scales get no weight decay unless `no_decay_on_norms_and_biases: false`.",
     "schedulers": "Learning-rate schedules, stepped after every optimizer `step` or every `epoch` (`interval`); "
     "`plateau` steps after each validation with the value of its `monitor`.",
+    "modalities": "What the rows of the dataframe are when they are not images: `data.modality` of `oml train` / "
+    "`validate` / `predict` and `--modality` of `oml index` build the datasets of texts (a `text` column) or audio "
+    "files from it; the extractor must take that input (`hf_text`, `ecapa_tdnn`).",
 }
 
 SINGULAR = {"extractors": "extractor", "pairwise_models": "pairwise model", "losses": "loss", "miners": "miner",
             "samplers": "sampler", "transforms": "transform", "postprocessors": "postprocessor", "stores": "store",
             "loggers": "logger", "callbacks": "callback", "optimizers": "optimizer",
-            "schedulers": "scheduler"}  # fmt: skip
+            "schedulers": "scheduler", "modalities": "modality"}  # fmt: skip
 
 #: Context values that pipelines pass to factories besides the config fields (shown as "also receives").
 RUNTIME_ARGUMENTS = {"labels", "label2category", "seed", "rank", "world_size", "run_dir", "in_features", "num_classes",
@@ -118,6 +121,8 @@ PIPELINE_FIELD_DOCS: dict[str, str] = {
     "DataConfig.num_workers": "DataLoader worker processes (0: load in the main process).",
     "DataConfig.cache_size": "Keep up to this many bytes of encoded image files in memory (0: no cache).",
     "DataConfig.skip_unreadable": "Drop rows whose image cannot be read (with a warning) instead of failing.",
+    "DataConfig.modality": "`null`: the rows are images. Otherwise what they are, e.g. `{type: text, tokenizer: DIR}` "
+    "(oml-text) or `{type: audio}` (oml-audio); see [modalities](components.md#modalities).",
     "ValidationConfig.every_n_epochs": "Validate after every N-th epoch.",
     "RerankValidationConfig.every_n_epochs": "Validate after every N-th epoch.",
     "CheckpointConfig.every_n_epochs": "Write `last.pt` after every N-th epoch.",

@@ -4,7 +4,9 @@ how they become an extractor, its preprocessing and its fingerprint.
 ``--run RUN_DIR`` takes everything from a trained run (``oml_core.runs.load_run``). Otherwise ``--extractor``
 names a registered extractor or a weights name of the zoo, ``--weights`` a checkpoint path (or weights name),
 ``--arch`` the architecture, ``--im-size`` the square input size and ``--set extractor.KEY=VALUE`` any other option.
-Randomly initialised models are seeded, so a re-run embeds with the same weights.
+``--modality text|audio`` (``oml index`` / ``oml search``; options with ``--set modality.KEY=VALUE``) says that the
+rows are not images; a run takes it from its ``data.modality``. Randomly initialised models are seeded, so a re-run
+embeds with the same weights.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from oml_core.errors import OMLError
-from oml_core.registry import ExtractorChoice
+from oml_core.registry import ExtractorChoice, ModalityChoice
 
 if TYPE_CHECKING:
     import torch
@@ -28,7 +30,7 @@ if TYPE_CHECKING:
     from oml_core.host import Host
     from oml_core.runs import RunArtifacts
 
-_MODEL_FLAGS = ("extractor", "weights", "arch", "im_size")
+_MODEL_FLAGS = ("extractor", "weights", "arch", "im_size", "modality")
 
 
 @attrs.frozen(kw_only=True)
@@ -37,17 +39,20 @@ class ModelSpec:
 
     extractor: ExtractorChoice
     im_size: int = 224
+    modality: ModalityChoice | None = None
 
 
 @attrs.frozen(kw_only=True)
 class LoadedModel:
-    """An extractor ready to embed, with its preprocessing, fingerprint and the record that rebuilds it."""
+    """An extractor ready to embed, with its preprocessing, fingerprint and the record that rebuilds it.
+    ``modality`` (a ``protocols.Modality``) builds its datasets when the rows are texts, audio... (None: images)."""
 
     extractor: torch.nn.Module
     transform: Any
     fingerprint: ModelFingerprint
     record: dict[str, Any]
     run: RunArtifacts | None = None
+    modality: Any = None
 
     @property
     def dim(self) -> int:
@@ -71,6 +76,14 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, recorded_default: bo
         "--set", action="append", default=[], metavar="KEY=VALUE", help="any other option, e.g. --set extractor.gem_p=3.0"
     )
     add_loader_arguments(parser)
+
+
+def add_modality_argument(parser: argparse.ArgumentParser) -> None:
+    """``--modality``: the rows and queries are texts, audio... (a registered modality) instead of images."""
+    parser.add_argument(
+        "--modality", default=None, help="rows and queries are not images: text (oml-text), audio (oml-audio); options "
+        "with --set modality.KEY=VALUE, e.g. --set modality.tokenizer=DIR (a run takes it from its data.modality)"
+    )
 
 
 def add_loader_arguments(parser: argparse.ArgumentParser) -> None:
@@ -101,7 +114,6 @@ def load_model(
 ) -> LoadedModel:
     """The model of ``--run`` or of the model flags, else the one ``recorded`` in a store. ``distance`` is the
     store's metric (recorded in the fingerprint; a run must have validated with the same one)."""
-    from oml_core.fingerprint import fingerprint_model_identity
     from oml_core.runs import load_run
 
     flags = model_flags_given(args)
@@ -116,20 +128,38 @@ def load_model(
                 f"{distance}; use a store of the run's distance (e.g. a new one: oml index --run takes it from the run)"
             )
         record = {"fingerprint": run.fingerprint.to_dict(), "run": str(run.run_dir), "checkpoint": str(run.checkpoint)}
-        return LoadedModel(extractor=run.extractor, transform=run.transform, fingerprint=run.fingerprint, record=record, run=run)
+        return LoadedModel(extractor=run.extractor, transform=run.transform, fingerprint=run.fingerprint, record=record,
+                           run=run, modality=create_modality(host, run.modality))
     if not flags and recorded is not None:
         return _recorded_model(host, recorded, distance)
     spec_data = model_spec_data(args, host)
     extractor, transform, spec = build_model(host, spec_data)
-    choice = host.registries.converter.unstructure(spec.extractor)
-    fingerprint = fingerprint_model_identity(extractor, extractor_config=choice, transform=transform, distance=distance)
+    fingerprint = _spec_fingerprint(host, extractor, transform, spec, distance)
     record = {"fingerprint": fingerprint.to_dict(), "spec": spec_data}
-    return LoadedModel(extractor=extractor, transform=transform, fingerprint=fingerprint, record=record)
+    return LoadedModel(extractor=extractor, transform=transform, fingerprint=fingerprint, record=record,
+                       modality=create_modality(host, spec.modality))
+
+
+def create_modality(host: Host, choice: ModalityChoice | None) -> Any:
+    """The modality component of ``choice`` (None for images)."""
+    return host.registries.modalities.create(choice) if choice is not None else None
+
+
+def _spec_fingerprint(
+    host: Host, extractor: torch.nn.Module, transform: Any, spec: ModelSpec, distance: str | None
+) -> ModelFingerprint:
+    from oml_core.fingerprint import fingerprint_model_identity
+
+    choice = host.registries.converter.unstructure(spec.extractor)
+    modality = host.registries.converter.unstructure(spec.modality) if spec.modality is not None else None
+    return fingerprint_model_identity(
+        extractor, extractor_config=choice, transform=transform, distance=distance, modality=modality
+    )
 
 
 def _recorded_model(host: Host, recorded: Mapping[str, Any], distance: str | None) -> LoadedModel:
     """Rebuild the model a store recorded: from its run when that still exists, else from its spec."""
-    from oml_core.fingerprint import ModelFingerprint, fingerprint_model_identity
+    from oml_core.fingerprint import ModelFingerprint
     from oml_core.runs import load_run
 
     fingerprint = ModelFingerprint.from_dict(recorded["fingerprint"]) if "fingerprint" in recorded else None
@@ -142,7 +172,8 @@ def _recorded_model(host: Host, recorded: Mapping[str, Any], distance: str | Non
             )
         run = load_run(run_dir, host=host)
         return LoadedModel(
-            extractor=run.extractor, transform=run.transform, fingerprint=run.fingerprint, record=dict(recorded), run=run
+            extractor=run.extractor, transform=run.transform, fingerprint=run.fingerprint, record=dict(recorded), run=run,
+            modality=create_modality(host, run.modality),
         )
     spec_data = json.loads(json.dumps(dict(recorded.get("spec", recorded))))
     spec_data.pop("fingerprint", None)
@@ -155,13 +186,13 @@ def _recorded_model(host: Host, recorded: Mapping[str, Any], distance: str | Non
             )
     extractor, transform, spec = build_model(host, spec_data)
     if fingerprint is None:  # a store of an OML before model identity: its spec is all there is
-        choice = host.registries.converter.unstructure(spec.extractor)
-        fingerprint = fingerprint_model_identity(extractor, extractor_config=choice, transform=transform, distance=distance)
-    return LoadedModel(extractor=extractor, transform=transform, fingerprint=fingerprint, record=dict(recorded))
+        fingerprint = _spec_fingerprint(host, extractor, transform, spec, distance)
+    return LoadedModel(extractor=extractor, transform=transform, fingerprint=fingerprint, record=dict(recorded),
+                       modality=create_modality(host, spec.modality))
 
 
 def model_spec_data(args: argparse.Namespace, host: Host) -> dict[str, Any]:
-    """The model spec (``{"extractor": {"type": ..., ...}, "im_size": ...}``) from the command line."""
+    """The model spec (``{"extractor": {"type": ..., ...}, "im_size": ..., "modality": ...}``) from the command line."""
     from oml_core.config import apply_overrides
 
     _take_alias(args)
@@ -186,6 +217,8 @@ def model_spec_data(args: argparse.Namespace, host: Host) -> dict[str, Any]:
         data["extractor"]["arch"] = args.arch
     if args.im_size is not None:
         data["im_size"] = args.im_size
+    if getattr(args, "modality", None) is not None:
+        data["modality"] = {"type": args.modality}
     return apply_overrides(data, list(args.set))
 
 

@@ -252,6 +252,12 @@ def _embed_run(args: argparse.Namespace, host: Host) -> int:
     if model_flags_given(args):
         raise OMLError("--run takes the model from the run; leave out --extractor, --weights, --arch, --im-size and --set")
     run = load_run(args.run, host=host)
+    if run.modality is not None:
+        raise OMLError(
+            f"oml embed reads images, but the run {args.run} was trained on rows of the {run.modality.type!r} modality "
+            f"(its data.modality); embed them with `oml predict --run {args.run}`, or index them with "
+            f"`oml index DATA --run {args.run} --store URL`"
+        )
     df = read_dataframe(source)
     root = Path(args.dataset_root) if args.dataset_root is not None else source.resolve().parent
     dataset = DatasetWithLabels(df, dataset_root=root, transform=run.transform, skip_unreadable=args.skip_unreadable)

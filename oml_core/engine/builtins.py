@@ -15,6 +15,7 @@ from oml_core._markers import hookimpl
 from oml_core.engine.checkpointing import Checkpointing, EarlyStopping
 from oml_core.engine.state import FitStatus, StepOutput
 from oml_core.errors import OMLError
+from oml_core.inference import to_device
 
 if TYPE_CHECKING:
     from oml_core.engine.core import Engine
@@ -68,7 +69,7 @@ class DefaultTrainStep:
     def oml_train_step(self, engine: Engine, batch: dict[str, Any]) -> StepOutput:
         options, state = engine.options, engine.state
         engine.training_model.train()
-        images = batch["input_tensors"].to(engine.device, non_blocking=True)
+        images = to_device(batch["input_tensors"], engine.device)
         labels = batch["labels"].to(engine.device, non_blocking=True)
         use_amp = options.amp and engine.device.type == "cuda" and torch.cuda.is_bf16_supported()
         with torch.autocast(device_type=engine.device.type, dtype=torch.bfloat16, enabled=use_amp):

@@ -47,8 +47,9 @@ def validation_columns(dataset: Any) -> dict[str, Any]:
         "is_query": torch.tensor(df[IS_QUERY_COLUMN].astype(bool).to_numpy()),
         "is_gallery": torch.tensor(df[IS_GALLERY_COLUMN].astype(bool).to_numpy()),
         "idx": torch.arange(len(df)),
-        "paths": [str(p) for p in df[PATHS_COLUMN]],
     }
+    if PATHS_COLUMN in df.columns:  # datasets of texts have none
+        columns["paths"] = [str(p) for p in df[PATHS_COLUMN]]
     if CATEGORIES_COLUMN in df.columns:
         columns["categories"] = [str(c) for c in df[CATEGORIES_COLUMN]]
     if SEQUENCE_COLUMN in df.columns:

@@ -17,6 +17,7 @@ from oml_core.registry import (
     ExtractorChoice,
     LoggerChoice,
     LossChoice,
+    ModalityChoice,
     OptimizerChoice,
     SamplerChoice,
     SchedulerChoice,
@@ -50,6 +51,8 @@ class DataConfig:
 
     Empty ``transforms_*`` mean: resize to ``im_size`` and normalise (training adds light augmentations).
     Image paths must stay inside ``dataset_root`` (also through symbolic links) unless ``allow_outside_root``.
+    With a ``modality`` (rows of texts or audio files, from the oml-text / oml-audio plugins, e.g.
+    ``{type: text, tokenizer: DIR}``) the image options are unused.
     """
 
     dataframe: Path
@@ -61,6 +64,7 @@ class DataConfig:
     cache_size: int = 0
     skip_unreadable: bool = False
     allow_outside_root: bool = False
+    modality: ModalityChoice | None = None
 
 
 @attrs.frozen(kw_only=True)

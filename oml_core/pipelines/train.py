@@ -136,6 +136,10 @@ def build_datasets(cfg: TrainConfig, host: Host) -> tuple[Any, Any]:
     # the parts keep the file's row numbers, so that a problem found in them names the row of the file
     df_train = df[df[SPLIT_COLUMN] == TRAIN_SPLIT]
     df_val = df[df[SPLIT_COLUMN] == VALIDATION_SPLIT]
+    if data.modality is not None:  # texts, audio...: the modality builds the datasets
+        modality = host.registries.modalities.create(data.modality)
+        val_of = modality.query_gallery_dataset(df_val, data.dataset_root) if len(df_val) else None
+        return modality.labeled_dataset(df_train, data.dataset_root), val_of
     common: dict[str, Any] = {
         "dataset_root": data.dataset_root,
         "cache_size": data.cache_size,
@@ -413,8 +417,11 @@ def predict(
         df = df[df[SPLIT_COLUMN] == split].reset_index(drop=True)
         if not len(df):
             raise OMLError(f"{cfg.data.dataframe} has no rows with split == {split!r}")
-    transform = build_transforms(host, cfg.data.transforms_val, cfg.data.im_size, train=False)
-    dataset = DatasetQueryGallery(df, dataset_root=cfg.data.dataset_root, transform=transform)
+    if cfg.data.modality is not None:
+        dataset = host.registries.modalities.create(cfg.data.modality).base_dataset(df, cfg.data.dataset_root)
+    else:
+        transform = build_transforms(host, cfg.data.transforms_val, cfg.data.im_size, train=False)
+        dataset = DatasetQueryGallery(df, dataset_root=cfg.data.dataset_root, transform=transform)
     extractor = host.registries.extractors.create(cfg.extractor)
     if checkpoint is not None:
         load_model_weights(extractor, checkpoint)
@@ -425,9 +432,11 @@ def predict(
     out = Path(out)
     if distributed_info()[0] == 0:
         out.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"embeddings": embeddings.cpu(), "paths": [str(p) for p in dataset.df["path"]]}
-        if LABELS_COLUMN in dataset.df.columns:
-            payload["labels"] = torch.as_tensor(dataset.df[LABELS_COLUMN].to_numpy())
+        payload: dict[str, Any] = {"embeddings": embeddings.cpu()}
+        if "path" in dataset.df.columns:
+            payload["paths"] = [str(p) for p in dataset.df["path"]]
+        if LABELS_COLUMN in df.columns:
+            payload["labels"] = torch.as_tensor(df[LABELS_COLUMN].to_numpy().copy())
         from oml_core.engine.checkpoint import atomic_save
 
         atomic_save(payload, out)

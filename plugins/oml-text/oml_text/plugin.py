@@ -1,0 +1,31 @@
+"""The ``oml_text`` plugin: the ``hf_text`` extractor and the ``text`` modality."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from oml_core import hookimpl
+from oml_text.extractor import HFTextConfig, create_hf_text
+from oml_text.modality import TextModality, TextModalityConfig
+
+
+@hookimpl
+def oml_register_extractors(registry: Any) -> None:
+    registry.add(
+        "hf_text",
+        config=HFTextConfig,
+        factory=create_hf_text,
+        summary="a Hugging Face transformers encoder (BERT, RoBERTa...) for texts: CLS or mean pooling (HFWrapper)",
+        example={"model": "bert-base-uncased"},
+    )
+
+
+@hookimpl
+def oml_register_modalities(registry: Any) -> None:
+    registry.add(
+        "text",
+        config=TextModalityConfig,
+        factory=TextModality,
+        summary="dataframe rows are texts (a 'text' column), tokenized with a Hugging Face tokenizer",
+        example={"tokenizer": "bert-base-uncased"},
+    )
