@@ -10,6 +10,16 @@ import attrs
 
 from oml_core.engine.tracking import TrackerLogger
 
+#: ClearML's framework bindings and repository detection, all off. A key left out of this dict counts as on, and
+#: ``auto_connect_frameworks=False`` leaves repository detection on: it would record the plugin's own source folder
+#: (the frame that calls ``Task.init``), not the user's code, and ``Task.close`` waits up to 300 s for it (git and
+#: a package analysis); on a loaded machine that outlasted ``close_timeout`` and the session was never stored.
+_NOTHING_AUTO_CONNECTED = dict.fromkeys(
+    ("detect_repository", "matplotlib", "tensorflow", "tensorboard", "tfdefines", "pytorch", "megengine", "xgboost",
+     "catboost", "scikit", "joblib", "fastai", "lightgbm", "hydra", "gradio"),
+    False,
+)  # fmt: skip
+
 
 @attrs.frozen(kw_only=True)
 class ClearMLLoggerConfig:
@@ -77,7 +87,7 @@ class ClearMLLogger(TrackerLogger):
             tags=tags or None,
             continue_last_task=continue_task,
             reuse_last_task_id=False,
-            auto_connect_frameworks=False,
+            auto_connect_frameworks=dict(_NOTHING_AUTO_CONNECTED),
             auto_connect_arg_parser=False,
             auto_connect_streams=False,
             auto_resource_monitoring=False,

@@ -46,6 +46,7 @@ def test_offline_session_holds_params_scalars_images_checkpoint_and_resume(
     train_tiny_run(tmp_path, loggers=loggers, epochs=2, resume=first.run_dir)
     later = json.loads((first.run_dir / "trackers" / "clearml.json").read_text())
     assert later["resumed_from"] == state["task_id"] and later["task_id"] != state["task_id"]
+    assert Path(later["offline_folder"]).with_suffix(".zip").is_file()  # the resumed run's close finished too
     later_events = _jsonl(Path(later["offline_folder"]) / "metrics.jsonl")
     later_steps = [e["iter"] for e in later_events if e.get("metric") == "train" and e.get("variant") == "loss"]
     assert min(later_steps) > max(loss_steps)
