@@ -18,15 +18,22 @@ from oml_core.config import dump_yaml
 
 
 def tiny_train_config(
-    tmp_path: Path, *, loggers: list[dict[str, Any]], epochs: int = 1, dataframe: str = "df.csv", **changes: Any
+    tmp_path: Path,
+    *,
+    loggers: list[dict[str, Any]],
+    epochs: int = 1,
+    dataframe: str = "df.csv",
+    n_labels: int = 9,
+    **changes: Any,
 ) -> Path:
-    """Write a config that trains a small ResNet on 32-pixel mock images (9 labels x 4) and validates before
-    training and after every epoch (``dataframe``: one of the mock's, e.g. ``df_with_category.csv``); returns its
+    """Write a config that trains a small ResNet on 32-pixel mock images (``n_labels`` labels x 4, the last third for
+    validation) and validates before training and after every epoch (``dataframe``: one of the mock's, e.g.
+    ``df_with_category.csv``: with 9 labels its validation labels form one category, with 12 two); returns its
     path (``tmp_path/train.yaml``, runs under ``tmp_path/runs``)."""
     from oml_core.data import download_mock_dataset
 
     root = tmp_path / "mock"
-    download_mock_dataset(root, n_labels=9, n_instances=4, im_size=32)
+    download_mock_dataset(root, n_labels=n_labels, n_instances=4, im_size=32)
     config: dict[str, Any] = {
         "pipeline": "train",
         "name": "tiny",
@@ -55,12 +62,13 @@ def train_tiny_run(
     epochs: int = 1,
     resume: Path | None = None,
     host: Any = None,
+    n_labels: int = 9,
     **changes: Any,
 ) -> Any:
     """Train the run of :func:`tiny_train_config` (or continue ``resume``); returns the pipeline's TrainResult."""
     from oml_core.pipelines.train import train
 
-    config = tiny_train_config(tmp_path, loggers=loggers, epochs=epochs, **changes)
+    config = tiny_train_config(tmp_path, loggers=loggers, epochs=epochs, n_labels=n_labels, **changes)
     return train(config, resume=resume, host=host)
 
 
