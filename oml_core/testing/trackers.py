@@ -103,6 +103,10 @@ class TcpRelay:
                 client.close()
                 continue
             with self._lock:
+                if self._cut:  # accepted while cut() ran: this connection must not reach the tracker either
+                    client.close()
+                    upstream.close()
+                    return
                 self._sockets += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
@@ -123,7 +127,14 @@ class TcpRelay:
 
     def cut(self) -> None:
         """Stop accepting and close every connection: later requests get 'connection refused'."""
-        self._cut = True
+        with self._lock:
+            self._cut = True
+        # close() alone does not wake the thread blocked in accept() (Linux): that accept would still take one
+        # connection, and a keep-alive client would then send everything through it; shutdown() wakes it
+        try:
+            self._server.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self._server.close()
         with self._lock:
             for s in self._sockets:

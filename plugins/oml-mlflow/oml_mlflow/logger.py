@@ -101,7 +101,10 @@ class MLflowLogger(TrackerLogger):
             self.tracking_uri = resume["tracking_uri"]  # the store the run was started in
         if self.tracking_uri.startswith(("http://", "https://")):
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(self.http_retries))
-            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(max(1, int(self.start_timeout))))
+            # No MLFLOW_HTTP_REQUEST_TIMEOUT from start_timeout: the variable is the whole process's, so the first
+            # logger's (a 2 s start check) became every later run's per-request limit, and a server slowed by load
+            # then failed create_run or lost the run. Requests run on the background thread; close_timeout bounds
+            # the end of a run.
             self._check_server()
         from mlflow.tracking import MlflowClient
 
