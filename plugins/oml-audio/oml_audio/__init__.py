@@ -8,18 +8,30 @@ Example:
     192
 """
 
-from oml_audio.datasets import (
-    AudioBaseDataset,
-    AudioLabeledDataset,
-    AudioQueryGalleryDataset,
-    AudioQueryGalleryLabeledDataset,
+from oml_core.lazy import lazy_exports
+
+# PEP 562: importing the package (the host does, for every command, even `oml --help`) imports no torch
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "AudioBaseDataset": "oml_audio.datasets",
+        "AudioLabeledDataset": "oml_audio.datasets",
+        "AudioQueryGalleryDataset": "oml_audio.datasets",
+        "AudioQueryGalleryLabeledDataset": "oml_audio.datasets",
+        "ECAPATDNN": "oml_audio.ecapa",
+        "ECAPAConfig": "oml_audio.extractor",
+        "ECAPATDNNExtractor": "oml_audio.extractor",
+        "AudioReadError": "oml_audio.io",
+        "read_audio": "oml_audio.io",
+        "resample": "oml_audio.io",
+        "get_mock_audios_dataset": "oml_audio.mock",
+        "AudioModality": "oml_audio.modality",
+        "AudioModalityConfig": "oml_audio.modality",
+        "default_spec_repr_func": "oml_audio.visualize",
+        "visualize_audio": "oml_audio.visualize",
+        "visualize_audio_with_player": "oml_audio.visualize",
+    },
 )
-from oml_audio.ecapa import ECAPATDNN
-from oml_audio.extractor import ECAPAConfig, ECAPATDNNExtractor
-from oml_audio.io import AudioReadError, read_audio, resample
-from oml_audio.mock import get_mock_audios_dataset
-from oml_audio.modality import AudioModality, AudioModalityConfig
-from oml_audio.visualize import default_spec_repr_func, visualize_audio, visualize_audio_with_player
 
 __all__ = [
     "ECAPATDNN",

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from oml_audio import pretrained
-from oml_audio.extractor import ECAPAConfig, create_ecapa
-from oml_audio.modality import AudioModality, AudioModalityConfig
 from oml_core import hookimpl
-from oml_core.zoo import register_table
+
+# components are imported inside the hooks: the host imports this module for every command, `oml --help` too
 
 
 @hookimpl
 def oml_register_extractors(registry: Any) -> None:
+    from oml_audio.extractor import ECAPAConfig, create_ecapa
+
     registry.add(
         "ecapa_tdnn",
         config=ECAPAConfig,
@@ -24,11 +24,16 @@ def oml_register_extractors(registry: Any) -> None:
 
 @hookimpl
 def oml_register_weights(zoo: Any) -> None:
+    from oml_audio import pretrained
+    from oml_core.zoo import register_table
+
     register_table(zoo, pretrained.WEIGHTS)
 
 
 @hookimpl
 def oml_register_modalities(registry: Any) -> None:
+    from oml_audio.modality import AudioModality, AudioModalityConfig
+
     registry.add(
         "audio",
         config=AudioModalityConfig,

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from oml_core import hookimpl
-from oml_text.extractor import HFTextConfig, create_hf_text
-from oml_text.modality import TextModality, TextModalityConfig
+
+# components are imported inside the hooks: the host imports this module for every command, `oml --help` too
 
 
 @hookimpl
 def oml_register_extractors(registry: Any) -> None:
+    from oml_text.extractor import HFTextConfig, create_hf_text
+
     registry.add(
         "hf_text",
         config=HFTextConfig,
@@ -22,6 +24,8 @@ def oml_register_extractors(registry: Any) -> None:
 
 @hookimpl
 def oml_register_modalities(registry: Any) -> None:
+    from oml_text.modality import TextModality, TextModalityConfig
+
     registry.add(
         "text",
         config=TextModalityConfig,
