@@ -54,11 +54,37 @@ def atomic_copy(source: str | Path, destination: str | Path) -> Path:
         >>> atomic_copy("/tmp/oml-doctest-source.json", "/tmp/oml-doctest-copy.json").read_text()
         '[]'
     """
+
     def copy(handle: IO[bytes]) -> None:
         with open(source, "rb") as src:
             shutil.copyfileobj(src, handle, length=1 << 20)
 
     return atomic_write(destination, copy)
+
+
+def atomic_link(source: str | Path, destination: str | Path) -> Path:
+    """Make ``destination`` name the same file as ``source`` (a hard link, renamed into place, so no copy is made
+    and a crash leaves the old ``destination`` or the new one); copies atomically where hard links are refused.
+    Safe because every file written here is replaced by a rename, never rewritten in place.
+
+    Example:
+        >>> _ = atomic_write_text("/tmp/oml-doctest-source.txt", "x")
+        >>> atomic_link("/tmp/oml-doctest-source.txt", "/tmp/oml-doctest-link.txt").read_text()
+        'x'
+    """
+    source, destination = Path(source), Path(destination)
+    tmp_name = destination.parent / f".{destination.name}.{os.getpid()}.link.tmp"
+    try:
+        tmp_name.unlink(missing_ok=True)
+        os.link(source, tmp_name)
+    except OSError:  # a file system without hard links (some network and FAT mounts), or across devices
+        return atomic_copy(source, destination)
+    try:
+        os.replace(tmp_name, destination)
+    except BaseException:
+        tmp_name.unlink(missing_ok=True)
+        raise
+    return destination
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import os
 import random
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from oml_core.errors import OMLError
-from oml_core.files import atomic_copy, atomic_write, atomic_write_text
+from oml_core.files import _fsync_folder, atomic_copy, atomic_link, atomic_write, atomic_write_text
 
-__all__ = ["CheckpointError", "atomic_copy", "atomic_save", "atomic_write", "atomic_write_text", "load_checkpoint_file"]
+__all__ = [
+    "CheckpointError",
+    "CheckpointWriter",
+    "atomic_copy",
+    "atomic_link",
+    "atomic_save",
+    "atomic_write",
+    "atomic_write_text",
+    "load_checkpoint_file",
+]
 
 CHECKPOINT_FORMAT = "oml-checkpoint/1"
 
@@ -29,6 +42,97 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
         'oml-doctest.pt'
     """
     return atomic_write(path, lambda handle: torch.save(obj, handle))
+
+
+class CheckpointWriter:
+    """Writes checkpoints so that training waits only for the serialisation: the fsync, the rename into place and
+    the other names of the same state (``best.pt``, ``step-N.pt``: hard links, not copies) are done by a background
+    thread while the next steps run. One write is in flight at a time; :meth:`wait` (called by the next
+    :meth:`save` and when the run ends) returns once it is on disk, or raises its error. A crash or kill at any
+    moment leaves each name holding the previous complete file or the new one.
+
+    Example:
+        >>> writer = CheckpointWriter()
+        >>> writer.save({"w": torch.zeros(2)}, "/tmp/oml-doctest-ckpt/last.pt", also=["/tmp/oml-doctest-ckpt/best.pt"])
+        >>> writer.wait()
+        >>> sorted(path.name for path in Path("/tmp/oml-doctest-ckpt").glob("*.pt"))
+        ['best.pt', 'last.pt']
+    """
+
+    def __init__(self, *, background: bool = True) -> None:
+        self.background = background
+        self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None
+
+    def save(
+        self, obj: Any, path: str | Path, *, also: Sequence[str | Path] = (), then: Callable[[], None] | None = None
+    ) -> None:
+        """Serialise ``obj`` into a temp file beside ``path`` now; fsync it, rename it to ``path``, give it the
+        names in ``also`` and call ``then`` in the background (at once when ``background`` is false)."""
+        self.wait()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                torch.save(obj, handle)
+        except BaseException as exc:
+            tmp.unlink(missing_ok=True)
+            if isinstance(exc, (OSError, RuntimeError)):  # torch's writer reports a short write as a RuntimeError
+                raise _write_error(path, exc) from None
+            raise
+        finish = _Finish(self, tmp, path, [Path(name) for name in also], then)
+        if not self.background:
+            finish()
+            self.wait()
+            return
+        # not a daemon: an interpreter that exits (even after an exception) still renames the finished file in place
+        self._thread = threading.Thread(target=finish, name=f"oml-checkpoint-{path.name}")
+        self._thread.start()
+
+    def wait(self) -> None:
+        """Block until the write in flight is on disk; raise its :class:`CheckpointError` if it failed."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            raise failure
+
+
+class _Finish:
+    """The background half of a checkpoint write (a class, not a closure, so the failure lands on the writer)."""
+
+    def __init__(
+        self, writer: CheckpointWriter, tmp: Path, path: Path, also: list[Path], then: Callable[[], None] | None
+    ) -> None:
+        self.writer, self.tmp, self.path, self.also, self.then = writer, tmp, path, also, then
+
+    def __call__(self) -> None:
+        try:
+            fd = os.open(self.tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(self.tmp, self.path)
+            for name in self.also:
+                atomic_link(self.path, name)
+            _fsync_folder(self.path.parent)
+            if self.then is not None:
+                self.then()
+        except BaseException as exc:  # noqa: BLE001 - handed to the training thread by wait()
+            self.tmp.unlink(missing_ok=True)
+            self.writer._failure = _write_error(self.path, exc) if isinstance(exc, (OSError, RuntimeError)) else exc
+
+
+def _write_error(path: Path, exc: BaseException) -> CheckpointError:
+    reason = getattr(exc, "strerror", None) or (str(exc).splitlines() or [type(exc).__name__])[0]
+    return CheckpointError(
+        f"cannot write checkpoint {path} ({reason}: a full disk?); the run stopped and the previous "
+        f"{path.name} (if any) is intact. Free disk space (or fix the folder's permissions) and resume."
+    )
 
 
 def load_checkpoint_file(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

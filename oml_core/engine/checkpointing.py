@@ -6,6 +6,8 @@ one validation updates one record, saved once in each checkpoint.
 
 from __future__ import annotations
 
+import functools
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +15,7 @@ import attrs
 
 from oml_core._markers import hookimpl
 from oml_core.config import field_error
-from oml_core.engine.checkpoint import atomic_copy
+from oml_core.engine.checkpoint import CheckpointError, CheckpointWriter
 from oml_core.engine.monitor import MonitorMode
 from oml_core.engine.state import FitStatus
 
@@ -46,10 +48,12 @@ class CheckpointingConfig:
 
 class Checkpointing:
     """Writes ``checkpoints/last.pt`` every N epochs (and/or steps) and when a run ends without failing, and
-    ``checkpoints/best.pt`` (an atomic copy of that ``last.pt``) after a validation that improved the monitored
-    metric. It runs after every other plugin of the same hook (``trylast``), so a checkpoint holds the state after
-    the LR scheduler stepped and the validation was recorded: a resumed run continues exactly. A failed run writes
-    nothing, so the last good checkpoint survives a NaN loss or a plugin that raises.
+    ``checkpoints/best.pt`` (the same file as that ``last.pt``, hard-linked) after a validation that improved the
+    monitored metric. It runs after every other plugin of the same hook (``trylast``), so a checkpoint holds the
+    state after the LR scheduler stepped and the validation was recorded: a resumed run continues exactly. Training
+    waits only while the state is serialised; the fsync and rename finish in the background (see
+    :class:`~oml_core.engine.checkpoint.CheckpointWriter`) and the run's end waits for them. A failed run writes
+    nothing new, so the last good checkpoint survives a NaN loss or a plugin that raises.
 
     Example:
         >>> Checkpointing(every_n_steps=100, monitor="OVERALL/map/5").every_n_steps
@@ -70,6 +74,7 @@ class Checkpointing:
         self.monitor, self.mode = monitor, mode
         self._best_pending = False
         self._saved_at_step: int | None = None
+        self._writer = CheckpointWriter()
 
     @staticmethod
     def _path(engine: Engine, name: str) -> Path:
@@ -79,18 +84,19 @@ class Checkpointing:
     def _save(self, engine: Engine) -> None:
         if engine.run_dir is None:
             return
-        last = engine.save_checkpoint(self._path(engine, "last"))
+        checkpoint = engine.checkpoint_dict()  # on every rank: a plugin's oml_save_checkpoint may gather
         self._saved_at_step = engine.state.step
         if not engine.state.is_main_process:
             return
+        last = self._path(engine, "last")
+        also, prune = [], None
         if self._best_pending:
-            atomic_copy(last, self._path(engine, "best"))
+            also.append(self._path(engine, "best"))
             self._best_pending = False
         if self.keep_last > 1:
-            atomic_copy(last, self._path(engine, f"step-{engine.state.step:08d}"))
-            kept = sorted(last.parent.glob("step-*.pt"))
-            for old in kept[: -self.keep_last]:
-                old.unlink(missing_ok=True)
+            also.append(self._path(engine, f"step-{engine.state.step:08d}"))
+            prune = functools.partial(_keep_newest, last.parent, "step-*.pt", self.keep_last)
+        self._writer.save(checkpoint, last, also=also, then=prune)
 
     @hookimpl(tryfirst=True)
     def oml_fit_start(self, engine: Engine) -> None:
@@ -115,8 +121,20 @@ class Checkpointing:
 
     @hookimpl
     def oml_fit_end(self, engine: Engine, status: FitStatus) -> None:
-        if status != "failed" and (self._saved_at_step != engine.state.step or self._best_pending):
-            self._save(engine)
+        if status != "failed":
+            if self._saved_at_step != engine.state.step or self._best_pending:
+                self._save(engine)
+            self._writer.wait()
+            return
+        try:  # the run failed: the write in flight is still a good checkpoint, but its error must not hide the run's
+            self._writer.wait()
+        except CheckpointError as exc:
+            print(f"oml: {exc}", file=sys.stderr)
+
+
+def _keep_newest(folder: Path, pattern: str, keep: int) -> None:
+    for old in sorted(folder.glob(pattern))[:-keep]:
+        old.unlink(missing_ok=True)
 
 
 @attrs.frozen(kw_only=True)

@@ -25,8 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from oml_core.engine.checkpoint import (
     CHECKPOINT_FORMAT,
-    CheckpointError,
-    atomic_save,
+    CheckpointWriter,
     load_checkpoint_file,
     restore_rng_states,
     rng_states,
@@ -240,18 +239,11 @@ class Engine:
         return checkpoint
 
     def save_checkpoint(self, path: str | Path) -> Path:
-        """Write a checkpoint atomically (rank 0 only; other ranks return the path without writing)."""
+        """Write a checkpoint atomically and wait until it is on disk (rank 0 only; other ranks return the path
+        without writing)."""
         checkpoint = self.checkpoint_dict()
         if self.state.is_main_process:
-            try:
-                atomic_save(checkpoint, path)
-            except (OSError, RuntimeError) as exc:  # a full disk, a size limit, a read-only folder (torch's writer
-                # reports a short write as a RuntimeError): the previous file is intact
-                reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
-                raise CheckpointError(
-                    f"cannot write checkpoint {path} ({reason}: a full disk?); the run stopped and the previous "
-                    f"{Path(path).name} (if any) is intact. Free disk space (or fix the folder's permissions) and resume."
-                ) from None
+            CheckpointWriter(background=False).save(checkpoint, path)
         return Path(path)
 
     def load_checkpoint(self, path: str | Path) -> None:
