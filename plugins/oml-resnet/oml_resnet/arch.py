@@ -8,6 +8,8 @@ Keys: ``conv1``, ``bn1``, ``layer{1..4}.{i}.conv{1,2[,3]}``, ``.bn{1,2[,3]}``, `
 
 from __future__ import annotations
 
+from typing import Literal
+
 import attrs
 import torch
 from torch import Tensor, nn
@@ -67,6 +69,12 @@ class ResNetArch:
         return 512 * self.block.expansion
 
 
+#: How the network enters: torchvision's 7x7 convolution with stride 2 and a max-pooling (``imagenet``: maps are
+#: 1/4 of the image after it, 1/32 at the end), or one 3x3 convolution for small images such as 32 px glyphs
+#: (``small``: stride 1, no pooling, 1/8 at the end; ``small_stride2``: stride 2, 1/16 at the end).
+Stem = Literal["imagenet", "small", "small_stride2"]
+STEMS: tuple[str, ...] = ("imagenet", "small", "small_stride2")
+
 #: The torchvision architectures, by name.
 ARCHS: dict[str, ResNetArch] = {
     "resnet18": ResNetArch(BasicBlock, (2, 2, 2, 2)),
@@ -78,32 +86,52 @@ ARCHS: dict[str, ResNetArch] = {
 
 
 class ResNet(nn.Module):
-    """``(B, 3, H, W) -> (B, 512 * expansion)`` pooled features, or ``(B, num_classes)`` logits with ``fc``.
+    """``(B, 3, H, W) -> (B, 8 * width * expansion)`` pooled features, or ``(B, num_classes)`` logits with ``fc``.
 
     ``gem_p`` replaces average pooling by GeM pooling (no parameters: the state_dict stays torchvision's).
+    ``width`` is the channels of ``layer1`` (torchvision's 64, doubled at each stage) and ``stem`` how the image
+    enters (see ``Stem``); any other than ``64`` and ``imagenet`` has its own weights (trained from scratch).
 
     Example:
-        >>> ResNet(ARCHS["resnet18"], num_classes=None)(__import__("torch").rand(1, 3, 32, 32)).shape
-        torch.Size([1, 512])
+        >>> ResNet(ARCHS["resnet18"], num_classes=None)(__import__("torch").rand(2, 3, 32, 32)).shape
+        torch.Size([2, 512])
+        >>> ResNet(ARCHS["resnet18"], num_classes=None, width=16, stem="small").feat_dim
+        128
     """
 
-    def __init__(self, arch: ResNetArch, num_classes: int | None = 1000, gem_p: float | None = None) -> None:
+    def __init__(
+        self,
+        arch: ResNetArch,
+        num_classes: int | None = 1000,
+        gem_p: float | None = None,
+        *,
+        width: int = 64,
+        stem: Stem = "imagenet",
+    ) -> None:
         super().__init__()
-        self.arch = arch
-        self.inplanes = 64
+        if stem not in STEMS:
+            raise OMLError(f"unknown ResNet stem {stem!r}; available: {', '.join(STEMS)}")
+        if width < 1:
+            raise OMLError(f"ResNet width must be >= 1, got {width}")
+        self.arch, self.width, self.stem = arch, width, stem
+        self.feat_dim = 8 * width * arch.block.expansion
+        self.inplanes = width
         device = torch.get_default_device()
         # built on "meta" and initialised once by reset_parameters (torch's default init would be overwritten)
         with torch.device("meta"):
-            self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
-            self.bn1 = nn.BatchNorm2d(64)
+            if stem == "imagenet":
+                self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+            else:
+                self.conv1 = nn.Conv2d(3, width, kernel_size=3, stride=1 if stem == "small" else 2, padding=1, bias=False)
+            self.bn1 = nn.BatchNorm2d(width)
             self.relu = nn.ReLU(inplace=True)
-            self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-            self.layer1 = self._make_layer(64, arch.layers[0], stride=1)
-            self.layer2 = self._make_layer(128, arch.layers[1], stride=2)
-            self.layer3 = self._make_layer(256, arch.layers[2], stride=2)
-            self.layer4 = self._make_layer(512, arch.layers[3], stride=2)
+            self.maxpool: nn.Module = nn.MaxPool2d(kernel_size=3, stride=2, padding=1) if stem == "imagenet" else nn.Identity()
+            self.layer1 = self._make_layer(width, arch.layers[0], stride=1)
+            self.layer2 = self._make_layer(2 * width, arch.layers[1], stride=2)
+            self.layer3 = self._make_layer(4 * width, arch.layers[2], stride=2)
+            self.layer4 = self._make_layer(8 * width, arch.layers[3], stride=2)
             self.avgpool: nn.Module = GeM(gem_p) if gem_p is not None else nn.AdaptiveAvgPool2d(1)
-            self.fc: nn.Module = nn.Linear(arch.feat_dim, num_classes) if num_classes else nn.Identity()
+            self.fc: nn.Module = nn.Linear(self.feat_dim, num_classes) if num_classes else nn.Identity()
         if device.type != "meta":
             self.to_empty(device=device)
             self.reset_parameters()
@@ -134,7 +162,7 @@ class ResNet(nn.Module):
         return nn.Sequential(*layers)
 
     def forward_features(self, x: Tensor) -> Tensor:
-        """The feature map of ``layer4``: ``(B, 512 * expansion, H / 32, W / 32)``."""
+        """The feature map of ``layer4``: ``(B, feat_dim, H / 32, W / 32)`` with the ``imagenet`` stem."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
@@ -142,8 +170,15 @@ class ResNet(nn.Module):
         return self.fc(self.avgpool(self.forward_features(x)).flatten(1))
 
 
-def build_resnet(arch: str, *, num_classes: int | None = 1000, gem_p: float | None = None) -> ResNet:
-    """A randomly initialised ResNet ``arch`` (a key of ``ARCHS``); ``num_classes=None`` has no ``fc``."""
+def build_resnet(
+    arch: str, *, num_classes: int | None = 1000, gem_p: float | None = None, width: int = 64, stem: Stem = "imagenet"
+) -> ResNet:
+    """A randomly initialised ResNet ``arch`` (a key of ``ARCHS``); ``num_classes=None`` has no ``fc``.
+
+    Example:
+        >>> build_resnet("resnet18", num_classes=None, width=32, stem="small_stride2").feat_dim
+        256
+    """
     if arch not in ARCHS:
         raise OMLError(f"unknown ResNet arch {arch!r}; available: {', '.join(ARCHS)}")
-    return ResNet(ARCHS[arch], num_classes=num_classes, gem_p=gem_p)
+    return ResNet(ARCHS[arch], num_classes=num_classes, gem_p=gem_p, width=width, stem=stem)

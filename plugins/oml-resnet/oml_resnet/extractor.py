@@ -13,7 +13,7 @@ from oml_core.errors import OMLError
 from oml_core.weights import find_entry, load_pretrained
 from oml_core.zoo import WeightsRegistry
 from oml_resnet import pretrained
-from oml_resnet.arch import ARCHS, ResNet, build_resnet
+from oml_resnet.arch import ARCHS, ResNet, Stem, build_resnet
 
 ResNetArchName = Literal["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
 
@@ -28,11 +28,17 @@ class ResnetExtractor(nn.Module):
         gem_p: GeM pooling power instead of average pooling (``None`` or ``1`` is average pooling).
         remove_fc: drop the classifier (``feat_dim`` 512 or 2048); with ``False`` the output is the 1000 logits.
         normalise_features: L2-normalise the output (zero-safe).
+        width: channels of the first stage (64: torchvision's; the feature size is ``8 * width * expansion``).
+        stem: ``imagenet`` (torchvision's 7x7 stride-2 convolution and max-pooling), ``small`` (one 3x3
+            convolution, stride 1, no pooling: for 32 px inputs) or ``small_stride2``. Pretrained weights need
+            ``width=64`` and the ``imagenet`` stem.
         zoo: the weights registry to look names up in (see ``ViTExtractor``); this plugin's table comes after it.
 
     Example:
         >>> ResnetExtractor(None, arch="resnet18", gem_p=3.0).feat_dim
         512
+        >>> ResnetExtractor(None, arch="resnet18", width=32, stem="small_stride2").feat_dim
+        256
     """
 
     #: OML's ``ResnetExtractor.pretrained_models``: the zoo's weights for this extractor, by name
@@ -48,6 +54,8 @@ class ResnetExtractor(nn.Module):
         remove_fc: bool = True,
         normalise_features: bool = False,
         *,
+        width: int = 64,
+        stem: Stem = "imagenet",
         zoo: WeightsRegistry | None = None,
     ) -> None:
         super().__init__()
@@ -57,9 +65,17 @@ class ResnetExtractor(nn.Module):
         self.gem_p = gem_p
         self.remove_fc = remove_fc
         self.normalise_features = normalise_features
-        self.model: ResNet = build_resnet(arch, num_classes=None if remove_fc else 1000, gem_p=gem_p)
+        self.model: ResNet = build_resnet(
+            arch, num_classes=None if remove_fc else 1000, gem_p=gem_p, width=width, stem=stem
+        )
         if weights is None:
             return
+        if width != 64 or stem != "imagenet":
+            raise OMLError(
+                f"ResnetExtractor: weights {str(weights)!r} are for torchvision's layout (width 64, imagenet stem), "
+                f"not width {width} with the {stem!r} stem; set weights: null to train this network from scratch, "
+                "or drop width/stem to use the weights"
+            )
         # with remove_fc, the checkpoint's classifier (or MoCo's projector) fc.* is not loaded
         skip = (lambda key: key.startswith("fc.")) if remove_fc else None
         load_pretrained(self.model, weights, arch=arch, zoo=zoo, table=pretrained.WEIGHTS, skip=skip)
@@ -86,18 +102,23 @@ class ResnetExtractor(nn.Module):
 
     @property
     def feat_dim(self) -> int:
-        return self.model.arch.feat_dim if self.remove_fc else 1000
+        return self.model.feat_dim if self.remove_fc else 1000
 
 
 @attrs.frozen(kw_only=True)
 class ResnetConfig:
-    """``resnet``: a torchvision-layout ResNet. ``gem_p``: GeM pooling power (null: average pooling)."""
+    """``resnet``: a torchvision-layout ResNet. ``gem_p``: GeM pooling power (null: average pooling). ``width``:
+    channels of the first stage (torchvision's 64); ``stem``: ``imagenet`` (7x7 stride 2 + max-pooling),
+    ``small`` (3x3 stride 1, no pooling: 32 px inputs) or ``small_stride2``; other than 64 and ``imagenet`` need
+    ``weights: null``."""
 
     arch: ResNetArchName = "resnet50"
     weights: str | None = None
     gem_p: float | None = None
     remove_fc: bool = True
     normalise_features: bool = False
+    width: int = attrs.field(default=64, validator=attrs.validators.ge(1))
+    stem: Stem = "imagenet"
 
 
 def create_resnet(
@@ -106,10 +127,19 @@ def create_resnet(
     gem_p: float | None,
     remove_fc: bool,
     normalise_features: bool,
+    width: int = 64,
+    stem: Stem = "imagenet",
     zoo: WeightsRegistry | None = None,
 ) -> ResnetExtractor:
     return ResnetExtractor(
-        weights, arch=arch, gem_p=gem_p, remove_fc=remove_fc, normalise_features=normalise_features, zoo=zoo
+        weights,
+        arch=arch,
+        gem_p=gem_p,
+        remove_fc=remove_fc,
+        normalise_features=normalise_features,
+        width=width,
+        stem=stem,
+        zoo=zoo,
     )
 
 

@@ -175,3 +175,33 @@ def test_all_zero_features_normalise_to_zero_with_finite_gradients() -> None:
     assert torch.equal(out, torch.zeros(4, 512))
     (out.sum() + extractor.model.layer4[0].conv1.weight.sum()).backward()
     assert all(torch.isfinite(p.grad).all() for p in extractor.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize(
+    ("stem", "layer1_size", "final_size"), [("imagenet", 8, 1), ("small", 32, 4), ("small_stride2", 16, 2)]
+)
+def test_stems_for_small_images_keep_their_resolution(stem: str, layer1_size: int, final_size: int) -> None:
+    model = build_resnet("resnet18", num_classes=None, width=16, stem=stem)  # type: ignore[arg-type]
+    x = torch.rand(2, 3, 32, 32)
+    after_stem = model.maxpool(model.relu(model.bn1(model.conv1(x))))
+    assert after_stem.shape[-1] == layer1_size
+    assert model.forward_features(x).shape[1:] == (128, final_size, final_size)
+    assert model(x).shape == (2, model.feat_dim) == (2, 128)
+
+
+def test_width_scales_every_stage_and_the_feature_size() -> None:
+    narrow = build_resnet("resnet50", num_classes=None, width=16)
+    assert narrow.feat_dim == 16 * 8 * 4
+    assert narrow.layer4[0].conv3.out_channels == 512 and narrow.conv1.out_channels == 16
+    full = sum(p.numel() for p in build_resnet("resnet18", num_classes=None).parameters())
+    quarter = sum(p.numel() for p in build_resnet("resnet18", num_classes=None, width=16).parameters())
+    assert 15 < full / quarter < 17  # convolutions scale with width squared
+
+
+def test_pretrained_weights_with_another_layout_are_refused_with_the_fix(tmp_path: Path) -> None:
+    path = tmp_path / "r18.pth"
+    torch.save(build_resnet("resnet18").state_dict(), path)
+    with pytest.raises(Exception, match=r"width 64, imagenet stem.*weights: null"):
+        ResnetExtractor(str(path), arch="resnet18", width=32)
+    with pytest.raises(Exception, match="unknown ResNet stem 'tiny'; available: imagenet, small, small_stride2"):
+        build_resnet("resnet18", stem="tiny")  # type: ignore[arg-type]

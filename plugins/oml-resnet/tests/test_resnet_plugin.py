@@ -59,3 +59,13 @@ def test_a_config_builds_the_extractor() -> None:
     host = Host(env={})
     extractor = host.registries.extractors.create("resnet", {"arch": "resnet34", "gem_p": 4.0, "normalise_features": True})
     assert isinstance(extractor, ResnetExtractor) and extractor.feat_dim == 512 and extractor.gem_p == 4.0
+
+
+def test_width_and_stem_are_config_fields_checked_with_the_rest() -> None:
+    host = Host(env={})
+    extractor = host.registries.extractors.create("resnet", {"arch": "resnet18", "width": 32, "stem": "small"})
+    assert isinstance(extractor, ResnetExtractor) and extractor.feat_dim == 256
+    with pytest.raises(Exception, match=r"resnet.stem.*smal not in literal.*'imagenet', 'small', 'small_stride2'"):
+        host.registries.extractors.create("resnet", {"arch": "resnet18", "stem": "smal"})
+    with pytest.raises(Exception, match="'width' must be >= 1"):
+        host.registries.extractors.create("resnet", {"arch": "resnet18", "width": 0})
