@@ -147,13 +147,12 @@ def best_recipe(data: dict[str, Any], seed: int, steps: int, config: Path) -> tu
         cfg.criterion, in_features=int(model.feat_dim), num_classes=int(labels.max()) + 1
     )
     sampler = host.registries.samplers.create_in_context(cfg.sampler, labels=labels.tolist(), seed=seed)
-    params = list(model.parameters()) + (list(criterion.parameters()) if isinstance(criterion, torch.nn.Module) else [])
-    optimizer = build_optimizer(cfg, params)
-    scheduler = None
-    if cfg.scheduler is not None:
-        import attrs
-
-        scheduler = build_scheduler(attrs.evolve(cfg.scheduler, interval="step"), optimizer, 1, steps)
+    optimizer = build_optimizer(host, cfg.optimizer, {"backbone": model, "head": criterion})
+    # one "epoch" of ``steps`` batches: a per-step schedule spans the run, as ``oml train`` sizes it for its epochs
+    schedule = build_scheduler(host, cfg.scheduler, optimizer, 1, steps)
+    if schedule is not None and schedule.interval != "step":
+        raise SystemExit(f"{config}: the bench steps the scheduler every batch; set scheduler.interval: step")
+    scheduler = schedule.scheduler if schedule is not None else None
     return model, train_loop(model, criterion, sampler, optimizer, scheduler, data, steps), cfg.validation.metric
 
 
