@@ -91,6 +91,9 @@ class ResNet(nn.Module):
     ``gem_p`` replaces average pooling by GeM pooling (no parameters: the state_dict stays torchvision's).
     ``width`` is the channels of ``layer1`` (torchvision's 64, doubled at each stage) and ``stem`` how the image
     enters (see ``Stem``); any other than ``64`` and ``imagenet`` has its own weights (trained from scratch).
+    ``pool_grid`` > 1 average-pools the last feature map to a ``pool_grid x pool_grid`` grid and flattens it: the
+    features keep where each part of the image is, which global pooling forgets (a "c" and a "C" drawn on one
+    baseline differ mostly by their height).
 
     Example:
         >>> ResNet(ARCHS["resnet18"], num_classes=None)(__import__("torch").rand(2, 3, 32, 32)).shape
@@ -107,14 +110,17 @@ class ResNet(nn.Module):
         *,
         width: int = 64,
         stem: Stem = "imagenet",
+        pool_grid: int = 1,
     ) -> None:
         super().__init__()
+        if pool_grid < 1 or (pool_grid > 1 and gem_p is not None):
+            raise OMLError(f"ResNet pool_grid must be >= 1 and 1 with GeM pooling, got {pool_grid} (gem_p {gem_p})")
         if stem not in STEMS:
             raise OMLError(f"unknown ResNet stem {stem!r}; available: {', '.join(STEMS)}")
         if width < 1:
             raise OMLError(f"ResNet width must be >= 1, got {width}")
-        self.arch, self.width, self.stem = arch, width, stem
-        self.feat_dim = 8 * width * arch.block.expansion
+        self.arch, self.width, self.stem, self.pool_grid = arch, width, stem, pool_grid
+        self.feat_dim = 8 * width * arch.block.expansion * pool_grid**2
         self.inplanes = width
         device = torch.get_default_device()
         # built on "meta" and initialised once by reset_parameters (torch's default init would be overwritten)
@@ -130,7 +136,7 @@ class ResNet(nn.Module):
             self.layer2 = self._make_layer(2 * width, arch.layers[1], stride=2)
             self.layer3 = self._make_layer(4 * width, arch.layers[2], stride=2)
             self.layer4 = self._make_layer(8 * width, arch.layers[3], stride=2)
-            self.avgpool: nn.Module = GeM(gem_p) if gem_p is not None else nn.AdaptiveAvgPool2d(1)
+            self.avgpool: nn.Module = GeM(gem_p) if gem_p is not None else nn.AdaptiveAvgPool2d(pool_grid)
             self.fc: nn.Module = nn.Linear(self.feat_dim, num_classes) if num_classes else nn.Identity()
         if device.type != "meta":
             self.to_empty(device=device)
@@ -171,7 +177,13 @@ class ResNet(nn.Module):
 
 
 def build_resnet(
-    arch: str, *, num_classes: int | None = 1000, gem_p: float | None = None, width: int = 64, stem: Stem = "imagenet"
+    arch: str,
+    *,
+    num_classes: int | None = 1000,
+    gem_p: float | None = None,
+    width: int = 64,
+    stem: Stem = "imagenet",
+    pool_grid: int = 1,
 ) -> ResNet:
     """A randomly initialised ResNet ``arch`` (a key of ``ARCHS``); ``num_classes=None`` has no ``fc``.
 
@@ -181,4 +193,4 @@ def build_resnet(
     """
     if arch not in ARCHS:
         raise OMLError(f"unknown ResNet arch {arch!r}; available: {', '.join(ARCHS)}")
-    return ResNet(ARCHS[arch], num_classes=num_classes, gem_p=gem_p, width=width, stem=stem)
+    return ResNet(ARCHS[arch], num_classes=num_classes, gem_p=gem_p, width=width, stem=stem, pool_grid=pool_grid)

@@ -32,6 +32,8 @@ class ResnetExtractor(nn.Module):
         stem: ``imagenet`` (torchvision's 7x7 stride-2 convolution and max-pooling), ``small`` (one 3x3
             convolution, stride 1, no pooling: for 32 px inputs) or ``small_stride2``. Pretrained weights need
             ``width=64`` and the ``imagenet`` stem.
+        pool_grid: average-pool to a ``pool_grid x pool_grid`` grid and flatten (1: global pooling); the feature
+            size is multiplied by ``pool_grid ** 2``.
         zoo: the weights registry to look names up in (see ``ViTExtractor``); this plugin's table comes after it.
 
     Example:
@@ -56,6 +58,7 @@ class ResnetExtractor(nn.Module):
         *,
         width: int = 64,
         stem: Stem = "imagenet",
+        pool_grid: int = 1,
         zoo: WeightsRegistry | None = None,
     ) -> None:
         super().__init__()
@@ -66,11 +69,11 @@ class ResnetExtractor(nn.Module):
         self.remove_fc = remove_fc
         self.normalise_features = normalise_features
         self.model: ResNet = build_resnet(
-            arch, num_classes=None if remove_fc else 1000, gem_p=gem_p, width=width, stem=stem
+            arch, num_classes=None if remove_fc else 1000, gem_p=gem_p, width=width, stem=stem, pool_grid=pool_grid
         )
         if weights is None:
             return
-        if width != 64 or stem != "imagenet":
+        if width != 64 or stem != "imagenet" or (pool_grid > 1 and not remove_fc):
             raise OMLError(
                 f"ResnetExtractor: weights {str(weights)!r} are for torchvision's layout (width 64, imagenet stem), "
                 f"not width {width} with the {stem!r} stem; set weights: null to train this network from scratch, "
@@ -110,7 +113,7 @@ class ResnetConfig:
     """``resnet``: a torchvision-layout ResNet. ``gem_p``: GeM pooling power (null: average pooling). ``width``:
     channels of the first stage (torchvision's 64); ``stem``: ``imagenet`` (7x7 stride 2 + max-pooling),
     ``small`` (3x3 stride 1, no pooling: 32 px inputs) or ``small_stride2``; other than 64 and ``imagenet`` need
-    ``weights: null``."""
+    ``weights: null``. ``pool_grid``: pool to a k x k grid and flatten (keeps the layout; 1: global pooling)."""
 
     arch: ResNetArchName = "resnet50"
     weights: str | None = None
@@ -119,6 +122,7 @@ class ResnetConfig:
     normalise_features: bool = False
     width: int = attrs.field(default=64, validator=attrs.validators.ge(1))
     stem: Stem = "imagenet"
+    pool_grid: int = attrs.field(default=1, validator=attrs.validators.ge(1))
 
 
 def create_resnet(
@@ -129,6 +133,7 @@ def create_resnet(
     normalise_features: bool,
     width: int = 64,
     stem: Stem = "imagenet",
+    pool_grid: int = 1,
     zoo: WeightsRegistry | None = None,
 ) -> ResnetExtractor:
     return ResnetExtractor(
@@ -139,6 +144,7 @@ def create_resnet(
         normalise_features=normalise_features,
         width=width,
         stem=stem,
+        pool_grid=pool_grid,
         zoo=zoo,
     )
 

@@ -205,3 +205,22 @@ def test_pretrained_weights_with_another_layout_are_refused_with_the_fix(tmp_pat
         ResnetExtractor(str(path), arch="resnet18", width=32)
     with pytest.raises(Exception, match="unknown ResNet stem 'tiny'; available: imagenet, small, small_stride2"):
         build_resnet("resnet18", stem="tiny")  # type: ignore[arg-type]
+
+
+def test_a_pool_grid_keeps_where_features_are() -> None:
+    torch.manual_seed(0)
+    model = build_resnet("resnet18", num_classes=None, width=8, stem="small", pool_grid=2).eval()
+    assert model.feat_dim == 64 * 4
+    glyph = torch.zeros(2, 3, 32, 32)
+    glyph[:, :, 4:12, 4:12] = 1.0  # the same square, top-left...
+    moved = torch.zeros(2, 3, 32, 32)
+    moved[:, :, 20:28, 20:28] = 1.0  # ...and bottom-right
+    with torch.no_grad():
+        gridded = model(glyph), model(moved)
+        model.avgpool = torch.nn.AdaptiveAvgPool2d(1)
+        pooled = model(glyph), model(moved)
+    grid_change = (gridded[0] - gridded[1]).norm() / gridded[0].norm()
+    pooled_change = (pooled[0] - pooled[1]).norm() / pooled[0].norm()
+    assert grid_change > 3 * pooled_change  # global pooling hardly sees the move; the grid does
+    with pytest.raises(Exception, match="pool_grid must be >= 1 and 1 with GeM pooling"):
+        build_resnet("resnet18", gem_p=3.0, pool_grid=2)
