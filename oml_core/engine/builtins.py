@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import sys
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -182,15 +183,17 @@ class Validation:
         if engine.val_dataset is not None and every > 0 and engine.state.epoch % every == 0:
             engine.validate()
 
-    @hookimpl(tryfirst=True)
-    def oml_fit_end(self, engine: Engine, status: FitStatus) -> None:
+    @hookimpl(wrapper=True, tryfirst=True)
+    def oml_fit_end(self, engine: Engine, status: FitStatus) -> Generator[None, None, None]:
         """A run that ends (completed, or stopped early) with a stale last validation validates once more, so
-        that its final metrics and ``best.pt`` cover the final model."""
+        that its final metrics and ``best.pt`` cover the final model. A wrapper, outermost: this runs before every
+        other ``oml_fit_end`` (the final checkpoint, then the plugins that upload or read it)."""
         state = engine.state
         stale = state.last_validated_step != state.step and state.step > 0
         if status in ("completed", "stopped") and stale and engine.val_dataset is not None:
             if engine.options.validate_every_n_epochs > 0 or engine.options.validate_before_training:
                 engine.validate()
+        return (yield)
 
     @hookimpl
     def oml_validation_end(self, engine: Engine, metrics: dict[str, Any]) -> None:

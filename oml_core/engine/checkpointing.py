@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -119,17 +120,20 @@ class Checkpointing:
         if (every and engine.state.epoch % every == 0) or self._best_pending:
             self._save(engine)
 
-    @hookimpl
-    def oml_fit_end(self, engine: Engine, status: FitStatus) -> None:
+    @hookimpl(wrapper=True)
+    def oml_fit_end(self, engine: Engine, status: FitStatus) -> Generator[None, None, None]:
+        """The final checkpoint, on disk before any plain ``oml_fit_end`` runs (a tracker uploading ``best.pt``,
+        a plugin reading ``last.pt``): a wrapper, inside the final validation's."""
         if status != "failed":
             if self._saved_at_step != engine.state.step or self._best_pending:
                 self._save(engine)
             self._writer.wait()
-            return
-        try:  # the run failed: the write in flight is still a good checkpoint, but its error must not hide the run's
-            self._writer.wait()
-        except CheckpointError as exc:
-            print(f"oml: {exc}", file=sys.stderr)
+        else:
+            try:  # the run failed: the write in flight is still a good checkpoint; its error must not hide the run's
+                self._writer.wait()
+            except CheckpointError as exc:
+                print(f"oml: {exc}", file=sys.stderr)
+        return (yield)
 
 
 def _keep_newest(folder: Path, pattern: str, keep: int) -> None:
