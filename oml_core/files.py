@@ -21,17 +21,44 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
         'hello'
     """
     path = Path(path)
+    return commit_temp(write_temp(path, write), path)
+
+
+def write_temp(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
+    """The first half of ``atomic_write``: ``write(handle)`` into a new temp file beside ``path`` (removed if
+    ``write`` fails); ``commit_temp`` puts it in place, possibly later or on another thread.
+
+    Example:
+        >>> tmp = write_temp("/tmp/oml-doctest-two-step.txt", lambda handle: handle.write(b"x"))
+        >>> commit_temp(tmp, "/tmp/oml-doctest-two-step.txt").read_text()
+        'x'
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-        _fsync_folder(path.parent)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return Path(tmp_name)
+
+
+def commit_temp(tmp: str | Path, path: str | Path) -> Path:
+    """The second half of ``atomic_write``: fsync the temp file ``tmp`` and rename it over ``path`` (``tmp`` is
+    removed if that fails, and ``path`` keeps its previous content)."""
+    tmp, path = Path(tmp), Path(path)
+    try:
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        _fsync_folder(path.parent)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
         raise
     return path
 
@@ -81,6 +108,7 @@ def atomic_link(source: str | Path, destination: str | Path) -> Path:
         return atomic_copy(source, destination)
     try:
         os.replace(tmp_name, destination)
+        _fsync_folder(destination.parent)
     except BaseException:
         tmp_name.unlink(missing_ok=True)
         raise

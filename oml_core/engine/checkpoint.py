@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -13,7 +11,7 @@ from typing import Any
 import torch
 
 from oml_core.errors import OMLError
-from oml_core.files import _fsync_folder, atomic_copy, atomic_link, atomic_write, atomic_write_text
+from oml_core.files import atomic_copy, atomic_link, atomic_write, atomic_write_text, commit_temp, write_temp
 
 __all__ = [
     "CheckpointError",
@@ -71,17 +69,10 @@ class CheckpointWriter:
         names in ``also`` and call ``then`` in the background (at once when ``background`` is false)."""
         self.wait()
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        tmp = Path(tmp_name)
         try:
-            with os.fdopen(fd, "wb") as handle:
-                torch.save(obj, handle)
-        except BaseException as exc:
-            tmp.unlink(missing_ok=True)
-            if isinstance(exc, (OSError, RuntimeError)):  # torch's writer reports a short write as a RuntimeError
-                raise _write_error(path, exc) from None
-            raise
+            tmp = write_temp(path, lambda handle: torch.save(obj, handle))
+        except (OSError, RuntimeError) as exc:  # torch's writer reports a short write as a RuntimeError
+            raise _write_error(path, exc) from None
         finish = _Finish(self, tmp, path, [Path(name) for name in also], then)
         if not self.background:
             finish()
@@ -111,19 +102,12 @@ class _Finish:
 
     def __call__(self) -> None:
         try:
-            fd = os.open(self.tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(self.tmp, self.path)
+            commit_temp(self.tmp, self.path)
             for name in self.also:
                 atomic_link(self.path, name)
-            _fsync_folder(self.path.parent)
             if self.then is not None:
                 self.then()
         except BaseException as exc:  # noqa: BLE001 - handed to the training thread by wait()
-            self.tmp.unlink(missing_ok=True)
             self.writer._failure = _write_error(self.path, exc) if isinstance(exc, (OSError, RuntimeError)) else exc
 
 

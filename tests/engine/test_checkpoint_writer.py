@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import torch
 
-import oml_core.engine.checkpoint as checkpoint_module
 import oml_core.files as files
 from oml_core import hookimpl
 from oml_core.engine import CheckpointError, load_checkpoint_file
@@ -53,7 +52,7 @@ def test_a_background_fsync_failure_is_raised_by_wait_and_keeps_the_previous_fil
     def full_disk(fd: int) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(checkpoint_module.os, "fsync", full_disk)
+    monkeypatch.setattr(files.os, "fsync", full_disk)
     writer.save({"step": torch.tensor(2)}, tmp_path / "last.pt")
     with pytest.raises(CheckpointError, match=r"last.pt \(No space left on device: a full disk\?\).*previous last.pt"):
         writer.wait()
