@@ -34,11 +34,12 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--bins", type=int, default=None, help="thresholds of the FMR/FNMR curves (default: 4096, calibration.DEFAULT_BINS)"
     )
-    parser.add_argument("--batch-size", type=int, default=64, help="images per batch when embedding (default 64)")
+    parser.add_argument("--batch-size", type=int, default=64, help="items per batch when embedding (default 64)")
     parser.add_argument("--device", default=None, help="cpu, cuda... (default: CUDA when available)")
 
 
-def _validation_dataset(run: Any, dataframe: str | None, dataset_root: str | None) -> Any:
+def _validation_dataset(host: Host, run: Any, dataframe: str | None, dataset_root: str | None) -> Any:
+    from oml_core.builtin.model_options import create_modality
     from oml_core.data import DatasetQueryGallery, read_dataframe
     from oml_core.data.const import SPLIT_COLUMN, VALIDATION_SPLIT
 
@@ -55,6 +56,9 @@ def _validation_dataset(run: Any, dataframe: str | None, dataset_root: str | Non
     if not len(df):
         raise OMLError(f"oml calibrate: {str(path)!r} has no '{VALIDATION_SPLIT}' rows to calibrate on")
     root = dataset_root if dataset_root is not None else (data.get("dataset_root") if dataframe is None else None)
+    modality = create_modality(host, run.modality)
+    if modality is not None:  # a run on texts, audio...: its modality reads the rows, as in training
+        return modality.query_gallery_dataset(df, root)
     return DatasetQueryGallery(df, dataset_root=root, transform=run.transform)
 
 
@@ -79,12 +83,17 @@ def calibrate_run(
     import torch
 
     from oml_core.engine.validation import validation_columns
+    from oml_core.files import atomic_write_text
     from oml_core.inference import inference
     from oml_core.retrieval.calibration import DEFAULT_BINS, DEFAULT_FMR_VALS, calibrate_thresholds, plot_calibration
     from oml_core.runs import CALIBRATION_FILE, load_run
 
+    if host is None:
+        from oml_core.host import Host
+
+        host = Host()
     run = load_run(run_dir, host=host)
-    dataset = _validation_dataset(run, dataframe, dataset_root)
+    dataset = _validation_dataset(host, run, dataframe, dataset_root)
     target = torch.device(device) if device else None
     embeddings = inference(run.extractor, dataset, batch_size=batch_size, device=target, progress=False)
     columns = validation_columns(dataset)
@@ -107,10 +116,7 @@ def calibrate_run(
         gallery_sequences=seq(is_gallery) if seq else None,
     )
     content = calibration.as_json()
-    out = Path(run_dir) / CALIBRATION_FILE
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(content, indent=2), encoding="utf-8")
-    tmp.replace(out)
+    atomic_write_text(Path(run_dir) / CALIBRATION_FILE, json.dumps(content, indent=2))
     plot_calibration(calibration, str(Path(run_dir) / PLOT_FILE))
     return content
 

@@ -1,4 +1,4 @@
-"""A run trained on texts is used by ``oml index --run`` / ``oml search`` like a run of images: the run's
+"""A run trained on texts is used by ``oml calibrate``, ``oml index --run`` and ``oml search`` like a run of images: the run's
 ``data.modality`` says that the rows are texts, and the store's model identity refuses another text pipeline."""
 
 from __future__ import annotations
@@ -29,6 +29,11 @@ def test_index_and_search_with_the_run_of_a_text_model(tmp_path: Path, tiny_mode
     (tmp_path / "texts.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     assert main(["train", str(tmp_path / "texts.yaml")]) == 0
     run = next((tmp_path / "runs").iterdir())
+    # calibration embeds the validation rows as texts, through the run's modality (not as image paths)
+    assert main(["calibrate", "--run", str(run)]) == 0
+    calibration = json.loads((run / "calibration.json").read_text())
+    assert calibration["n_positive_pairs"] > 0 and calibration["n_negative_pairs"] > calibration["n_positive_pairs"]
+    capsys.readouterr()
     store = tmp_path / "texts.db"
     assert main(["index", str(csv), "--run", str(run), "--store", str(store), "--no-progress"]) == 0
     assert "32 items, 0 already in" in capsys.readouterr().out
