@@ -873,6 +873,39 @@ def _escapes_root(path: str) -> bool:
     return bool(parts) and parts[0] == ".."
 
 
+ROOT_CONFINEMENT_CODES = ("absolute_path", "path_escapes_root", "path_outside_root")
+
+
+def check_paths_inside_root(
+    df: pd.DataFrame,
+    dataset_root: str | os.PathLike[str],
+    *,
+    allow_outside_root: bool = False,
+    source: str | None = None,
+) -> None:
+    """Refuse a dataframe whose ``path`` column leads out of ``dataset_root`` (absolute paths, ``../``, symbolic
+    links), as datasets of images do; for files of other kinds (audio...) read by a modality's own datasets.
+    ``allow_outside_root`` accepts absolute paths and links (``../`` never).
+
+    Example:
+        >>> check_paths_inside_root(pd.DataFrame({"path": ["a.wav"]}), "/data")
+        >>> check_paths_inside_root(pd.DataFrame({"path": ["../etc/passwd"]}), "/data", source="voices.csv")
+        Traceback (most recent call last):
+        ...
+        oml_core.errors.OMLError: voices.csv: error [path_escapes_root] paths must stay inside ...: '../etc/passwd' (row 0)
+    """
+    if PATHS_COLUMN not in df.columns:
+        return
+    checker = _Checker(df[[PATHS_COLUMN]], mode="full", dataset_root=dataset_root,
+                       allow_absolute_paths=allow_outside_root, check_files=False)  # fmt: skip
+    checker._check_paths()
+    problems = [p for p in checker.problems if p.code in ROOT_CONFINEMENT_CODES]
+    if problems:
+        allowed = "" if all(p.code == "path_escapes_root" for p in problems) else (
+            "\n  files outside the root on purpose: data.allow_outside_root: true in a training config")
+        raise OMLError(f"{source or 'dataframe'}: " + "\n  ".join(str(p) for p in problems) + allowed)
+
+
 def resolve_path(path: str, dataset_root: Path | str | None) -> str:
     """The path of a dataframe's file: ``dataset_root / path``, or ``path`` itself without a root.
 
@@ -985,6 +1018,7 @@ __all__ = [
     "Problem",
     "ValidationReport",
     "assign_split",
+    "check_paths_inside_root",
     "parse_bool_column",
     "parse_int_column",
     "query_rows_without_match",

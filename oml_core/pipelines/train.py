@@ -127,7 +127,7 @@ def build_transforms(host: Host, choices: tuple[Any, ...], im_size: int, *, trai
 
 def build_datasets(cfg: TrainConfig, host: Host) -> tuple[Any, Any]:
     """The training and validation datasets of ``cfg.data`` (validation may be None if the split is empty)."""
-    from oml_core.data import DatasetQueryGallery, DatasetWithLabels, read_dataframe
+    from oml_core.data import DatasetQueryGallery, DatasetWithLabels, check_paths_inside_root, read_dataframe
 
     data = cfg.data
     df = read_dataframe(data.dataframe)
@@ -137,6 +137,9 @@ def build_datasets(cfg: TrainConfig, host: Host) -> tuple[Any, Any]:
     df_train = df[df[SPLIT_COLUMN] == TRAIN_SPLIT]
     df_val = df[df[SPLIT_COLUMN] == VALIDATION_SPLIT]
     if data.modality is not None:  # texts, audio...: the modality builds the datasets
+        if data.dataset_root is not None:  # its files obey the same rule as images: inside the root
+            check_paths_inside_root(df, data.dataset_root, allow_outside_root=data.allow_outside_root,
+                                    source=str(data.dataframe))  # fmt: skip
         modality = host.registries.modalities.create(data.modality)
         val_of = modality.query_gallery_dataset(df_val, data.dataset_root) if len(df_val) else None
         return modality.labeled_dataset(df_train, data.dataset_root), val_of

@@ -31,6 +31,8 @@ from oml_core import Host
 from oml_core.cli import main
 from oml_core.data.frames import FrameDataError
 from oml_core.inference import inference
+from oml_core.pipelines import load_pipeline_config
+from oml_core.pipelines.train import build_datasets
 from oml_core.retrieval.results import RetrievalResults
 
 matplotlib.use("Agg")
@@ -132,6 +134,32 @@ def test_train_names_the_unreadable_file(tmp_path: Path, mock_root: Path, capsys
     assert main(["train", str(_config(tmp_path, csv, mock_root))]) == 2
     err = capsys.readouterr().err
     assert "files not found under" in err and "in row 6" in err and "Traceback" not in err
+
+
+def test_train_keeps_audio_paths_inside_the_dataset_root(tmp_path: Path, mock_root: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    outside = tmp_path / "elsewhere" / "voice.wav"
+    outside.parent.mkdir()
+    soundfile.write(outside, tone(440, 0.5, 16000), 16000)
+    df = pd.read_csv(mock_root / "df.csv")
+    df.loc[6, "path"] = str(outside)  # exists, but is not under the dataset root
+    df.loc[9, "path"] = "../../secrets.wav"
+    csv = tmp_path / "df.csv"
+    df.to_csv(csv, index=False)
+    config = _config(tmp_path, csv, mock_root)
+    assert main(["train", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert str(csv) in err and "absolute paths are refused" in err and "(row 6)" in err
+    assert "climb out of it" in err and "(row 9)" in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("*.pt"))
+    # data.allow_outside_root accepts the absolute path (as for images); '..' stays refused
+    assert main(["train", str(config), "--set", "data.allow_outside_root=true"]) == 2
+    err = capsys.readouterr().err
+    assert "absolute paths" not in err and "(row 9)" in err
+    df.loc[9, "path"] = df.loc[8, "path"]
+    df.to_csv(csv, index=False)
+    cfg = load_pipeline_config(Host(), config, overrides=["data.allow_outside_root=true"])
+    train_set, _ = build_datasets(cfg, Host())
+    assert str(outside) in train_set.df["path"].tolist()
 
 
 def test_index_and_search_audio(tmp_path: Path, mock_root: Path, capsys) -> None:  # type: ignore[no-untyped-def]
