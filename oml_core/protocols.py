@@ -37,6 +37,7 @@ __all__ = [
     "StoreWithIds",
     "StoreWithShards",
     "Logger",
+    "LoggerWithOutcome",
 ]
 
 
@@ -312,6 +313,16 @@ class Logger(Protocol):
     def log_figure(self, name: str, figure: Figure, step: int) -> None: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class LoggerWithOutcome(Protocol):
+    """An optional capability of a :class:`Logger`: it records how the run ended. The engine calls
+    ``log_outcome`` once, with ``"completed"``, ``"stopped"`` (early stopping, ``request_stop``),
+    ``"interrupted"`` (Ctrl-C) or ``"failed"`` (an exception), just before ``close()``; a tracker marks its run
+    (MLflow: FINISHED, KILLED or FAILED)."""
+
+    def log_outcome(self, status: str) -> None: ...
 
 
 # ---------------------------------------------------------------------------------------------- modalities

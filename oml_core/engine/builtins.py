@@ -17,6 +17,7 @@ from oml_core.engine.checkpointing import Checkpointing, EarlyStopping
 from oml_core.engine.state import FitStatus, StepOutput
 from oml_core.errors import OMLError
 from oml_core.inference import to_device
+from oml_core.protocols import LoggerWithOutcome
 
 if TYPE_CHECKING:
     from oml_core.engine.core import Engine
@@ -287,9 +288,11 @@ class MetricLogging:
                 logger.load_state_dict(saved)
 
     @hookimpl(trylast=True)
-    def oml_fit_end(self, engine: Engine) -> None:
+    def oml_fit_end(self, engine: Engine, status: FitStatus) -> None:
         if engine.state.is_main_process:
             for logger in engine.loggers:
+                if isinstance(logger, LoggerWithOutcome):
+                    logger.log_outcome(status)
                 logger.close()
 
 

@@ -93,6 +93,8 @@ class TrackerLogger:
         self.log_checkpoint = log_checkpoint
         self.close_timeout = close_timeout
         self.lost: str | None = None  # the first failure, once the tracker was lost
+        #: how the run ended (``log_outcome``: completed, stopped, interrupted, failed); None: closed outside a fit
+        self.outcome: str | None = None
         self.failed_sends = 0
         self.dropped = 0
         self._next_try = 0.0
@@ -124,6 +126,10 @@ class TrackerLogger:
         """Upload the file ``path`` under the folder ``name`` of the tracked run (e.g. ``checkpoints``)."""
         self._put(self._send_artifact, Path(path), name)
 
+    def log_outcome(self, status: str) -> None:
+        """Record how the run ended; ``_finish`` marks the tracked run with it (``protocols.LoggerWithOutcome``)."""
+        self.outcome = status
+
     def close(self) -> None:
         """Send what is queued (waiting at most ``close_timeout`` seconds), then end the tracked run."""
         if self._closed:
@@ -153,7 +159,8 @@ class TrackerLogger:
         raise NotImplementedError
 
     def _finish(self) -> None:
-        """End the tracked run (runs on the background thread after everything queued was sent)."""
+        """End the tracked run (runs on the background thread after everything queued was sent), marked with
+        ``self.outcome`` where the tracker has run states."""
 
     def _where(self) -> str:
         """Where the tracker is, for messages (a URL, a folder, "offline")."""

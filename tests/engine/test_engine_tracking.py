@@ -3,6 +3,7 @@ blocking training, the tracked run's id kept in the run directory for resuming."
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from pathlib import Path
@@ -10,7 +11,12 @@ from typing import Any
 
 import pytest
 
+from oml_core._markers import hookimpl
 from oml_core.engine.tracking import TrackerError, TrackerLogger, flatten_params
+from oml_core.protocols import LoggerWithOutcome
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tiny_components import make_engine  # noqa: E402
 
 
 class FakeTracker(TrackerLogger):
@@ -105,3 +111,31 @@ def test_close_gives_up_after_close_timeout(tmp_path: Path, capfd: pytest.Captur
 def test_flatten_params_cuts_long_values() -> None:
     flat = flatten_params({"a": {"b": "x" * 6000, "c": [1, 2]}, "empty": {}})
     assert len(flat["a/b"]) == 5000 and flat["a/b"].endswith("...") and flat["a/c"] == "[1, 2]" and flat["empty"] == "{}"
+
+
+class _EndRun:
+    def __init__(self, how: str) -> None:
+        self.how = how
+
+    @hookimpl
+    def oml_train_batch_end(self, engine: Any) -> None:
+        if engine.state.step == 2:
+            if self.how == "failed":
+                raise RuntimeError("broken plugin")
+            if self.how == "interrupted":
+                raise KeyboardInterrupt
+            engine.state.request_stop("enough")
+
+
+@pytest.mark.parametrize("how", ["completed", "stopped", "failed", "interrupted"])
+def test_the_engine_tells_the_tracker_how_the_run_ended(tmp_path: Path, how: str) -> None:
+    engine = make_engine(tmp_path, plugins=[] if how == "completed" else [_EndRun(how)], epochs=1)
+    tracker = FakeTracker(run_dir=tmp_path)
+    engine.loggers.append(tracker)
+    assert isinstance(tracker, LoggerWithOutcome)
+    if how in ("failed", "interrupted"):
+        with pytest.raises((RuntimeError, KeyboardInterrupt)):
+            engine.fit()
+    else:
+        engine.fit()
+    assert tracker.outcome == how and tracker.finished  # told before close(), which ended the tracked run

@@ -16,6 +16,7 @@ import attrs
 from oml_core.engine.tracking import TrackerError, TrackerLogger
 
 _UNSAFE_KEY = re.compile(r"[^A-Za-z0-9_\-. /]")
+_RETRIES_VARIABLE = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
 _BATCH = 500  # MLflow takes at most 1000 metrics and 100 params per log_batch
 
 
@@ -90,6 +91,7 @@ class MLflowLogger(TrackerLogger):
         self.start_timeout = start_timeout
         self.http_retries = http_retries
         self.run_id = ""
+        self._set_retries = False
         super().__init__(run_dir=run_dir, log_figures=log_figures, log_checkpoint=log_checkpoint, close_timeout=close_timeout)
 
     def _where(self) -> str:
@@ -100,7 +102,12 @@ class MLflowLogger(TrackerLogger):
         if resume is not None and resume.get("tracking_uri") and not self._uri_given:
             self.tracking_uri = resume["tracking_uri"]  # the store the run was started in
         if self.tracking_uri.startswith(("http://", "https://")):
-            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(self.http_retries))
+            # MLflow reads its retry count from the environment only (no client option); set for this run when the
+            # user has not, and removed again when the run ends (MLflow's default of 7 retries with back-off makes a
+            # lost server hold the logger's thread for minutes)
+            if _RETRIES_VARIABLE not in os.environ:
+                os.environ[_RETRIES_VARIABLE] = str(self.http_retries)
+                self._set_retries = True
             # No MLFLOW_HTTP_REQUEST_TIMEOUT from start_timeout: the variable is the whole process's, so the first
             # logger's (a 2 s start check) became every later run's per-request limit, and a server slowed by load
             # then failed create_run or lost the run. Requests run on the background thread; close_timeout bounds
@@ -193,4 +200,8 @@ class MLflowLogger(TrackerLogger):
         self.client.log_artifact(self.run_id, str(path), artifact_path=name)
 
     def _finish(self) -> None:
-        self.client.set_terminated(self.run_id, status="FINISHED")
+        # early stopping is a normal end; Ctrl-C is KILLED in MLflow's terms
+        status = {"failed": "FAILED", "interrupted": "KILLED"}.get(self.outcome or "", "FINISHED")
+        self.client.set_terminated(self.run_id, status=status)
+        if self._set_retries:  # put the process's environment back as it was before this run
+            os.environ.pop(_RETRIES_VARIABLE, None)

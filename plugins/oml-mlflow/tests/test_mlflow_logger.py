@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from oml_mlflow.logger import safe_key
 
 from oml_core import Host
 from oml_core.engine.tracking import TrackerError
+from oml_core.errors import OMLError
 from oml_core.testing.trackers import TcpRelay, free_port, train_tiny_run
 
 
@@ -56,10 +58,36 @@ def test_local_store_run_params_metrics_images_checkpoint_and_resume(tmp_path: P
     assert client.get_run(run.info.run_id).info.status == "FINISHED"
 
 
+class _FailInSecondEpoch:
+    def oml_train_batch_end(self, engine) -> None:  # noqa: ANN001
+        if engine.state.epoch == 1:
+            raise RuntimeError("a plugin broke")
+
+
+def test_failed_and_stopped_runs_are_marked_in_mlflow(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    loggers = [{"type": "mlflow", "tracking_uri": uri, "experiment": "ends"}]
+    with pytest.raises(OMLError, match="a plugin broke"):
+        train_tiny_run(tmp_path / "failed", loggers=loggers, epochs=2, host=Host(plugins=[_FailInSecondEpoch()]))
+    stopped = train_tiny_run(tmp_path / "stopped", loggers=loggers, epochs=2, host=Host(plugins=[_StopAfterFirstEpoch()]))
+    assert stopped.status == "stopped"
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("ends").experiment_id])
+    status = {Path(run.data.tags["oml.run_dir"]).parent.parent.name: run.info.status for run in runs}
+    assert status == {"failed": "FAILED", "stopped": "FINISHED"}
+
+
+class _StopAfterFirstEpoch:
+    def oml_epoch_end(self, engine) -> None:  # noqa: ANN001
+        engine.state.request_stop("enough")
+
+
 @pytest.mark.slow
-def test_tracking_server_run(tmp_path: Path, mlflow_server: str) -> None:
+def test_tracking_server_run(tmp_path: Path, mlflow_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
     loggers = [{"type": "mlflow", "tracking_uri": mlflow_server, "experiment": "server", "log_checkpoint": True}]
     result = train_tiny_run(tmp_path, loggers=loggers)
+    assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ  # set for the run only
     client = MlflowClient(mlflow_server)
     (run,) = client.search_runs([client.get_experiment_by_name("server").experiment_id])
     _check_run(client, run.info.run_id, result.run_dir)

@@ -113,4 +113,5 @@ class WandbLogger(TrackerLogger):
         self.run.log_artifact(artifact)
 
     def _finish(self) -> None:
-        self.run.finish()
+        # a non-zero exit code marks the W&B run failed (an exception, Ctrl-C); early stopping is a normal end
+        self.run.finish(exit_code=1 if self.outcome in ("failed", "interrupted") else 0)

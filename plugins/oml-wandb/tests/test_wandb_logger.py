@@ -8,6 +8,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from oml_core import Host
+from oml_core.errors import OMLError
 from oml_core.testing.trackers import train_tiny_run
 
 _BLOCK = 32768
@@ -99,3 +103,19 @@ def test_offline_run_files_hold_config_metrics_images_checkpoint_and_resume(tmp_
     later_steps = [row["_step"] for row in later["history"] if "train/loss" in row]
     assert min(later_steps) > max(row["_step"] for row in losses)
     assert len([row for row in later["history"] if "val/OVERALL/cmc/1" in row]) == 1
+
+
+class _FailInSecondEpoch:
+    def oml_train_batch_end(self, engine) -> None:  # noqa: ANN001
+        if engine.state.epoch == 1:
+            raise RuntimeError("a plugin broke")
+
+
+def test_a_failed_run_ends_with_a_non_zero_exit_code(tmp_path: Path) -> None:
+    loggers = [{"type": "wandb", "mode": "offline", "project": "tiny"}]
+    with pytest.raises(OMLError, match="a plugin broke"):
+        train_tiny_run(tmp_path, loggers=loggers, epochs=2, host=Host(plugins=[_FailInSecondEpoch()]))
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    (files,) = _offline_runs(run_dir)
+    (exit_record,) = [r.exit for r in read_finished_run(files) if r.WhichOneof("record_type") == "exit"]
+    assert exit_record.exit_code == 1
