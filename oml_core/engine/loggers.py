@@ -26,6 +26,10 @@ from oml_core.files import atomic_write_text
 @attrs.frozen(kw_only=True)
 class CSVLoggerConfig:
     filename: str = "metrics.csv"
+    """The file under the run directory."""
+    log_figures: bool = True
+    """Save the worst queries of each validation as PNG under ``<run_dir>/figures`` (false: no figure is drawn
+    for this logger)."""
 
 
 class CSVLogger:
@@ -38,7 +42,8 @@ class CSVLogger:
         >>> logger.log_metrics({"train/loss": 0.5}, step=1); logger.close()
     """
 
-    def __init__(self, filename: str = "metrics.csv", *, run_dir: str | Path) -> None:
+    def __init__(self, filename: str = "metrics.csv", log_figures: bool = True, *, run_dir: str | Path) -> None:
+        self.log_figures = log_figures
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.run_dir / filename
@@ -188,12 +193,16 @@ def read_records(path: str | Path) -> list[bytes]:
 @attrs.frozen(kw_only=True)
 class TensorBoardLoggerConfig:
     subdir: str = "tensorboard"
+    """The folder of the event files under the run directory."""
+    log_figures: bool = True
+    """Write the worst queries of each validation as images (false: no figure is drawn for this logger)."""
 
 
 class TensorBoardLogger:
     """Writes scalars and figures to ``<run_dir>/tensorboard/events.out.tfevents.*`` (flushed after each call)."""
 
-    def __init__(self, subdir: str = "tensorboard", *, run_dir: str | Path) -> None:
+    def __init__(self, subdir: str = "tensorboard", log_figures: bool = True, *, run_dir: str | Path) -> None:
+        self.log_figures = log_figures
         folder = Path(run_dir) / subdir
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}"

@@ -65,6 +65,7 @@ def test_train_writes_a_complete_run_directory_and_resumes(tmp_path: Path, mock_
     for name in ["config.yaml", "environment.json", "metrics.csv", "metrics.json", "checkpoints/last.pt", "checkpoints/best.pt"]:
         assert (run / name).is_file(), name
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    assert len(list((run / "figures").glob("worst_queries_cmc@1_step*.png"))) == 3  # before training, 2 epochs
     resolved = load_yaml(run / "config.yaml")
     assert resolved["optimizer"] == {
         "type": "adam", "lr": 1e-3, "backbone_lr": None, "weight_decay": 0.0, "no_decay_on_norms_and_biases": True,
@@ -89,8 +90,10 @@ def test_train_writes_a_complete_run_directory_and_resumes(tmp_path: Path, mock_
 
 
 def test_validate_and_predict_from_a_checkpoint(tmp_path: Path, mock_root: Path) -> None:
-    config = write_config(tmp_path, mock_root, epochs=1)
+    loggers = [{"type": "csv", "log_figures": False}, {"type": "tensorboard", "log_figures": False}]
+    config = write_config(tmp_path, mock_root, epochs=1, loggers=loggers)
     result = train(config)
+    assert not (result.run_dir / "figures").exists()  # no worst-queries figure was drawn
     checkpoint = result.run_dir / "checkpoints" / "last.pt"
     metrics = validate(config, checkpoint=checkpoint)
     assert metrics["OVERALL"]["cmc"][1] == pytest.approx(result.metrics_after["OVERALL/cmc/1"], abs=1e-6)
