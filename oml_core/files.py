@@ -115,6 +115,22 @@ def atomic_link(source: str | Path, destination: str | Path) -> Path:
     return destination
 
 
+def remove_temp_files(folder: str | Path) -> list[Path]:
+    """Remove the temp files that writes into ``folder`` left behind when their process was killed (``.NAME.*.tmp``
+    of ``write_temp`` and ``atomic_link``); returns them. Call it only where no other process is writing.
+
+    Example:
+        >>> _ = write_temp("/tmp/oml-doctest-stale/last.pt", lambda handle: handle.write(b"x"))
+        >>> [path.suffix for path in remove_temp_files("/tmp/oml-doctest-stale")]
+        ['.tmp']
+    """
+    folder = Path(folder)
+    stale = sorted(folder.glob(".*.tmp")) if folder.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 def _fsync_folder(folder: Path) -> None:
     dir_fd = os.open(folder, os.O_RDONLY)
     try:

@@ -19,6 +19,7 @@ from oml_core.config import field_error
 from oml_core.engine.checkpoint import CheckpointError, CheckpointWriter
 from oml_core.engine.monitor import MonitorMode
 from oml_core.engine.state import FitStatus
+from oml_core.files import remove_temp_files
 
 if TYPE_CHECKING:
     from oml_core.engine.core import Engine
@@ -53,8 +54,9 @@ class Checkpointing:
     monitored metric. It runs after every other plugin of the same hook (``trylast``), so a checkpoint holds the
     state after the LR scheduler stepped and the validation was recorded: a resumed run continues exactly. Training
     waits only while the state is serialised; the fsync and rename finish in the background (see
-    :class:`~oml_core.engine.checkpoint.CheckpointWriter`) and the run's end waits for them. A failed run writes
-    nothing new, so the last good checkpoint survives a NaN loss or a plugin that raises.
+    :class:`~oml_core.engine.checkpoint.CheckpointWriter`) and the run's end waits for them: a process killed in
+    that moment leaves the previous ``last.pt``, which resumes exactly too. A failed run writes nothing new, so the
+    last good checkpoint survives a NaN loss or a plugin that raises.
 
     Example:
         >>> Checkpointing(every_n_steps=100, monitor="OVERALL/map/5").every_n_steps
@@ -99,8 +101,16 @@ class Checkpointing:
             prune = functools.partial(_keep_newest, last.parent, "step-*.pt", self.keep_last)
         self._writer.save(checkpoint, last, also=also, then=prune)
 
+    def wait(self) -> None:
+        """Block until the checkpoint being written is on disk (for a plugin that reads ``last.pt`` mid-run)."""
+        self._writer.wait()
+
     @hookimpl(tryfirst=True)
     def oml_fit_start(self, engine: Engine) -> None:
+        if engine.run_dir is not None and engine.state.is_main_process:
+            # a run killed while a write was in flight left its temp file (as large as a checkpoint); the
+            # previous complete checkpoint is the one resumed from
+            remove_temp_files(engine.run_dir / "checkpoints")
         if self.monitor is not None:
             engine.monitor(self.monitor, self.mode)  # monitored from the first validation on
 

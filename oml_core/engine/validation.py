@@ -86,12 +86,10 @@ def compute_dataset_metrics(engine: Engine, embeddings: torch.Tensor) -> dict[st
     args.setdefault("categories_key", "categories" if "categories" in columns else None)
     args.setdefault("sequence_key", "sequence" if "sequence" in columns else None)
     args.setdefault("extra_keys", ("paths",) if "paths" in columns else ())
-    metric = EmbeddingMetrics(**args)
+    # the embeddings were gathered by inference and only rank 0 computes: a torchmetrics sync would wait forever
+    metric = EmbeddingMetrics(**args, sync_on_compute=False)
     metric.setup(num_samples=len(embeddings))
     metric.update_data({"embeddings": embeddings.float().cpu(), **columns})
-    # the embeddings were gathered by inference and only rank 0 computes: a torchmetrics sync here would wait forever
-    with metric.sync_context(should_sync=False, should_unsync=False):
-        metric.sync_on_compute = metric._to_sync = False
-        metrics = metric.compute_metrics()
+    metrics = metric.compute_metrics()
     engine.last_retrieval_results = getattr(metric, "retrieval_results", None)
     return metrics

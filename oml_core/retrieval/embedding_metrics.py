@@ -401,7 +401,7 @@ class EmbeddingMetrics(torchmetrics.Metric):
     def _gathered_objects(self) -> dict[str, list[Any]]:
         import torch.distributed as dist
 
-        if not (self._to_sync and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        if not (self.sync_on_compute and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
             return self._objects
         gathered: list[Any] = [None] * dist.get_world_size()
         dist.all_gather_object(gathered, self._objects, group=self.process_group)

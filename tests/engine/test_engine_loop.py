@@ -169,9 +169,38 @@ class KillAtSeven:
     @hookimpl
     def oml_train_batch_end(self, engine):
         if engine.state.step == 7:
+            engine.pm.get_plugin("checkpointing").wait()  # the step-6 checkpoint is on disk (see the in-flight test)
             os.kill(os.getpid(), signal.SIGKILL)
 
 make_engine({run_dir!r}, plugins=[KillAtSeven()], epochs=3, checkpoint_every_n_steps=2, num_workers=2).fit()
+"""
+
+KILL_IN_FLIGHT_SCRIPT = """
+import os, signal, sys, threading
+sys.path.insert(0, {tests!r})
+from oml_core import hookimpl
+from oml_core.engine import checkpoint
+from tiny_components import make_engine
+
+in_flight = threading.Event()
+commit = checkpoint.commit_temp
+
+def slow_commit(tmp, path):  # the step-6 write never reaches its rename: the kill lands while it is in flight
+    if in_flight.is_set():
+        threading.Event().wait()
+    return commit(tmp, path)
+
+checkpoint.commit_temp = slow_commit
+
+class KillAtSeven:
+    @hookimpl
+    def oml_train_batch_end(self, engine):
+        if engine.state.step == 5:
+            in_flight.set()
+        if engine.state.step == 7:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+make_engine({run_dir!r}, plugins=[KillAtSeven()], epochs=3, checkpoint_every_n_steps=2).fit()
 """
 
 
@@ -187,6 +216,23 @@ def test_sigkill_mid_epoch_then_resume_gives_identical_weights(tmp_path: Path) -
     assert not [p for p in checkpoint.parent.iterdir() if p.suffix == ".tmp"]
     resumed = make_engine(tmp_path / "resumed", epochs=3, num_workers=2)
     resumed.fit(resume_from=checkpoint)
+    for name, value in _final_weights(reference).items():
+        assert torch.equal(value, resumed.model.state_dict()[name]), name
+
+
+def test_sigkill_while_a_checkpoint_write_is_in_flight_resumes_from_the_previous_one(tmp_path: Path) -> None:
+    reference = make_engine(tmp_path / "ref", epochs=3)
+    reference.fit()
+    script = tmp_path / "killed.py"
+    script.write_text(KILL_IN_FLIGHT_SCRIPT.format(tests=str(Path(__file__).parent), run_dir=str(tmp_path / "killed")))
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    folder = tmp_path / "killed" / "checkpoints"
+    assert load_checkpoint_file(folder / "last.pt")["state"]["step"] == 4  # the last write that completed
+    assert [p.name.startswith(".last.pt.") for p in folder.iterdir() if p.suffix == ".tmp"] == [True]
+    resumed = make_engine(tmp_path / "killed", epochs=3)  # the same run directory, as `oml train --resume`
+    resumed.fit(resume_from=folder / "last.pt")
+    assert not [p for p in folder.iterdir() if p.suffix == ".tmp"]  # the killed write's temp file was removed
     for name, value in _final_weights(reference).items():
         assert torch.equal(value, resumed.model.state_dict()[name]), name
 
