@@ -1,10 +1,11 @@
-"""Built-in plugin: the ``oml plugins`` and ``oml config check`` commands."""
+"""Built-in plugin: the ``oml plugins`` and ``oml config check`` commands (``check`` knows every pipeline's config and
+``oml embed``'s)."""
 
 from __future__ import annotations
 
 import argparse
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -33,8 +34,12 @@ def _plugins(args: argparse.Namespace, host: Host) -> int:
 
 
 def _config_check(args: argparse.Namespace, host: Host) -> int:
+    from oml_core.config import load_yaml
     from oml_core.pipelines import load_pipeline_config
 
+    data = load_yaml(args.file)
+    if (args.pipeline or (data.get("pipeline") if isinstance(data, dict) else None)) == "embed":
+        return _check_embed_config(args, host, data)
     cfg = load_pipeline_config(host, args.file, pipeline=args.pipeline, overrides=args.set)
     if getattr(getattr(cfg, "data", None), "dataframe", None) is not None:
         from oml_core.pipelines.preflight import check_data, check_dataframe_exists
@@ -43,6 +48,33 @@ def _config_check(args: argparse.Namespace, host: Host) -> int:
             check_data(cfg, host, images=True)
         else:
             check_dataframe_exists(cfg.data)
+    print(f"{args.file}: OK ({type(cfg).__name__})")
+    return 0
+
+
+def _check_embed_config(args: argparse.Namespace, host: Host, data: dict[str, Any]) -> int:
+    """``oml embed``'s config (not a pipeline): its schema, its dataframe and, with ``--data``, every file it names."""
+    from pathlib import Path
+
+    from oml_core.builtin.models import EmbedConfig
+    from oml_core.config import apply_overrides
+    from oml_core.data import read_dataframe
+    from oml_core.data.dataframe import path_problems
+    from oml_core.errors import OMLError
+
+    cfg = host.registries.structure(apply_overrides(dict(data), list(args.set)), EmbedConfig, source=args.file)
+    path = Path(cfg.dataframe)
+    if not path.is_file():
+        raise OMLError(
+            f"{args.file}: $.dataframe: {path} does not exist (relative paths are read from the working directory, "
+            f"{Path.cwd()}); give the CSV or parquet file whose images oml embed should embed"
+        )
+    if args.data:
+        root = cfg.dataset_root if cfg.dataset_root is not None else path.resolve().parent
+        problems = path_problems(read_dataframe(path), root, check_files=True)
+        if problems:
+            listed = "\n  ".join(map(str, problems))
+            raise OMLError(f"{args.file}: the dataframe {path} has {len(problems)} problem(s):\n  {listed}")
     print(f"{args.file}: OK ({type(cfg).__name__})")
     return 0
 

@@ -876,6 +876,30 @@ def _escapes_root(path: str) -> bool:
 ROOT_CONFINEMENT_CODES = ("absolute_path", "path_escapes_root", "path_outside_root")
 
 
+def path_problems(
+    df: pd.DataFrame,
+    dataset_root: str | os.PathLike[str] | None,
+    *,
+    allow_outside_root: bool = False,
+    check_files: bool = False,
+) -> list[Problem]:
+    """The problems of the ``path`` column alone (empty, not a string, out of ``dataset_root``; with
+    ``check_files``, files that do not exist), for dataframes that need nothing else (``oml embed``'s).
+
+    Example:
+        >>> [p.code for p in path_problems(pd.DataFrame({"path": ["a.png", ""]}), "/data")]
+        ['missing_path']
+    """
+    if PATHS_COLUMN not in df.columns:
+        return [Problem("error", "missing_column", f"the required column {PATHS_COLUMN!r} is missing")]
+    checker = _Checker(df[[PATHS_COLUMN]], mode="full", dataset_root=dataset_root,
+                       allow_absolute_paths=allow_outside_root, check_files=check_files)  # fmt: skip
+    checker._check_paths()
+    if check_files:
+        checker._check_files()
+    return checker.problems
+
+
 def check_paths_inside_root(
     df: pd.DataFrame,
     dataset_root: str | os.PathLike[str],
@@ -894,12 +918,8 @@ def check_paths_inside_root(
         ...
         oml_core.errors.OMLError: voices.csv: error [path_escapes_root] paths must stay inside ...: '../etc/passwd' (row 0)
     """
-    if PATHS_COLUMN not in df.columns:
-        return
-    checker = _Checker(df[[PATHS_COLUMN]], mode="full", dataset_root=dataset_root,
-                       allow_absolute_paths=allow_outside_root, check_files=False)  # fmt: skip
-    checker._check_paths()
-    problems = [p for p in checker.problems if p.code in ROOT_CONFINEMENT_CODES]
+    problems = [p for p in path_problems(df, dataset_root, allow_outside_root=allow_outside_root)
+                if p.code in ROOT_CONFINEMENT_CODES]  # fmt: skip
     if problems:
         allowed = "" if all(p.code == "path_escapes_root" for p in problems) else (
             "\n  files outside the root on purpose: data.allow_outside_root: true in a training config")
@@ -1021,6 +1041,7 @@ __all__ = [
     "check_paths_inside_root",
     "parse_bool_column",
     "parse_int_column",
+    "path_problems",
     "query_rows_without_match",
     "read_dataframe",
     "resolve_path",

@@ -195,3 +195,16 @@ def test_config_check_knows_every_registered_pipeline(tmp_path: Path, capsys, mo
     bad.write_text("pipeline: tranin\n")
     assert main(["config", "check", str(bad)]) == 2
     assert "$.pipeline: unknown pipeline 'tranin'; available: train, train_postprocessor" in capsys.readouterr().err
+    # oml embed's config is not a pipeline's, and is checked by its own schema, dataframe and files
+    embed = tmp_path / "embed.yaml"
+    embed.write_text("pipeline: embed\ndataframe: mock_dataset/df.csv\nextractor: {type: resnet, arch: resnet18}\n")
+    assert main(["config", "check", str(embed), "--data"]) == 0
+    assert "OK (EmbedConfig)" in capsys.readouterr().out
+    assert main(["config", "check", str(embed), "--set", "im_size=big"]) == 2
+    assert "$.im_size: expected an integer" in capsys.readouterr().err
+    (tmp_path / "mock_dataset" / "images").rename(tmp_path / "mock_dataset" / "moved")
+    assert main(["config", "check", str(embed)]) == 0  # without --data only the dataframe file is looked at
+    capsys.readouterr()
+    assert main(["config", "check", str(embed), "--data"]) == 2
+    err = capsys.readouterr().err
+    assert "[missing_file] 12 file(s) do not exist under dataset_root" in err and "rows 0, 1, 2" in err
