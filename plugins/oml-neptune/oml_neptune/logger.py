@@ -99,4 +99,6 @@ class NeptuneLogger(TrackerLogger):
         self.run[f"{name}/{path.stem}"].upload(str(path), wait=True)
 
     def _finish(self) -> None:
+        if self.outcome in ("failed", "interrupted"):  # as Neptune's own exception hook marks a run that raised
+            self.run["sys/failed"] = True
         self.run.stop()

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from oml_core import Host
+from oml_core.errors import OMLError
 from oml_core.testing.trackers import train_tiny_run
 
 
@@ -52,3 +54,19 @@ def test_offline_operations_hold_params_metrics_images_checkpoint_and_resume(
     assert same == [state["custom_run_id"]]  # the resumed session says which OML run it continues
     steps = [v["step"] for op in later if op["path"] == ["train", "loss"] for v in op["values"]]
     assert min(steps) > max(loss_steps)
+
+
+class _FailInSecondEpoch:
+    def oml_train_batch_end(self, engine) -> None:  # noqa: ANN001
+        if engine.state.epoch == 1:
+            raise RuntimeError("a plugin broke")
+
+
+def test_a_failed_run_is_marked_failed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    loggers = [{"type": "neptune", "mode": "offline", "project": "team/tiny"}]
+    with pytest.raises(OMLError, match="a plugin broke"):
+        train_tiny_run(tmp_path, loggers=loggers, epochs=2, host=Host(plugins=[_FailInSecondEpoch()]))
+    (container,) = _containers(tmp_path)
+    failed = [op["value"] for op in _operations(container) if op["path"] == ["sys", "failed"]]
+    assert failed == [False, True]  # set false by Neptune when the run starts, true when it ends after the error
