@@ -55,10 +55,12 @@ def test_train_validate_predict_on_a_csv_of_texts(tmp_path: Path, texts_csv: Pat
     summary = json.loads((run_dir / "metrics.json").read_text())
     assert summary["status"] == "completed" and summary["epochs"] == 2
     assert 0 <= summary["after"]["OVERALL/cmc/1"] <= 1 and "OVERALL/precision/3" in summary["before"]
-    assert summary["after"] != summary["before"]  # the model changed
     # the run's last metrics equal a recomputation with its saved model, outside the pipeline
     model = HFWrapper(__import__("transformers").AutoModel.from_pretrained(tiny_model_dir), 32, pooling="mean")
+    initial = {name: value.clone() for name, value in model.state_dict().items()}
     model.load_state_dict(load_checkpoint_file(run_dir / "checkpoints" / "last.pt")["model"])
+    # the model was trained (on 7 validation queries the metrics alone may come out equal before and after)
+    assert any(not torch.equal(value, initial[name]) for name, value in model.state_dict().items())
     tokenizer = __import__("transformers").AutoTokenizer.from_pretrained(tiny_model_dir)
     _, df_val = get_mock_texts_dataset()
     val = TextQueryGalleryLabeledDataset(df_val, tokenizer=tokenizer, max_length=48)
