@@ -70,8 +70,7 @@ def _check_embed_config(args: argparse.Namespace, host: Host, data: dict[str, An
             f"{Path.cwd()}); give the CSV or parquet file whose images oml embed should embed"
         )
     if args.data:
-        root = cfg.dataset_root if cfg.dataset_root is not None else path.resolve().parent
-        problems = path_problems(read_dataframe(path), root, check_files=True)
+        problems = path_problems(read_dataframe(path), cfg.images_root, check_files=True)
         if problems:
             listed = "\n  ".join(map(str, problems))
             raise OMLError(f"{args.file}: the dataframe {path} has {len(problems)} problem(s):\n  {listed}")

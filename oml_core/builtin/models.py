@@ -165,6 +165,11 @@ class EmbedConfig:
     skip_unreadable: bool = False
     out: Path = Path("embeddings.safetensors")
 
+    @property
+    def images_root(self) -> Path:
+        """The folder of the dataframe's relative paths: ``dataset_root``, else the dataframe's own folder."""
+        return self.dataset_root if self.dataset_root is not None else Path(self.dataframe).resolve().parent
+
 
 def _configure_embed(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="an embed config (.yaml/.yml) or a dataframe (.csv/.parquet)")
@@ -229,7 +234,7 @@ def _embed_from_options(args: argparse.Namespace, host: Host) -> int:
     from oml_core.inference import inference
 
     df = read_dataframe(config.dataframe)
-    root = config.dataset_root if config.dataset_root is not None else Path(config.dataframe).resolve().parent
+    root = config.images_root
     dataset = DatasetWithLabels(df, dataset_root=root, transform=transforms, skip_unreadable=config.skip_unreadable)
     embeddings = inference(
         extractor, dataset, config.batch_size, config.num_workers, device=config.device, progress=not args.no_progress

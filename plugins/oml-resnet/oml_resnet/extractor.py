@@ -73,11 +73,16 @@ class ResnetExtractor(nn.Module):
         )
         if weights is None:
             return
-        if width != 64 or stem != "imagenet" or (pool_grid > 1 and not remove_fc):
+        if width != 64 or stem != "imagenet":
             raise OMLError(
                 f"ResnetExtractor: weights {str(weights)!r} are for torchvision's layout (width 64, imagenet stem), "
                 f"not width {width} with the {stem!r} stem; set weights: null to train this network from scratch, "
                 "or drop width/stem to use the weights"
+            )
+        if pool_grid > 1 and not remove_fc:
+            raise OMLError(
+                f"ResnetExtractor: weights {str(weights)!r} have a classifier for global pooling, not for pool_grid "
+                f"{pool_grid} (its inputs grow by pool_grid ** 2); set remove_fc: true to load the rest, or pool_grid: 1"
             )
         # with remove_fc, the checkpoint's classifier (or MoCo's projector) fc.* is not loaded
         skip = (lambda key: key.startswith("fc.")) if remove_fc else None

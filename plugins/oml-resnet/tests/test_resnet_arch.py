@@ -203,6 +203,9 @@ def test_pretrained_weights_with_another_layout_are_refused_with_the_fix(tmp_pat
     torch.save(build_resnet("resnet18").state_dict(), path)
     with pytest.raises(Exception, match=r"width 64, imagenet stem.*weights: null"):
         ResnetExtractor(str(path), arch="resnet18", width=32)
+    with pytest.raises(Exception, match=r"classifier for global pooling, not for pool_grid 2.*remove_fc: true"):
+        ResnetExtractor(str(path), arch="resnet18", pool_grid=2, remove_fc=False)
+    assert ResnetExtractor(str(path), arch="resnet18", pool_grid=2, remove_fc=True).model.feat_dim == 512 * 4
     with pytest.raises(Exception, match="unknown ResNet stem 'tiny'; available: imagenet, small, small_stride2"):
         build_resnet("resnet18", stem="tiny")  # type: ignore[arg-type]
 
